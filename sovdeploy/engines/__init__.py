@@ -1,0 +1,1 @@
+"""Thin typed wrappers over the engines sovdeploy drives: Terraform and Ansible."""

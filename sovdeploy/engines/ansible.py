@@ -1,0 +1,145 @@
+"""Typed wrapper over ansible-runner: run a playbook, stream its events, fail precisely."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import ansible_runner
+
+from sovdeploy.errors import AnsibleRunError, InterruptedRunError
+
+#: ansible-runner event name → the status sovdeploy counts.
+_RESULT_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    host: str
+    task: str
+    status: str
+    changed: bool
+    message: str = ""
+
+
+@dataclass
+class PlaybookRun:
+    """What a playbook run did: per-host counts and every task result."""
+
+    status: str
+    rc: int
+    results: list[TaskResult] = field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for r in self.results if r.changed)
+
+    @property
+    def failures(self) -> list[TaskResult]:
+        return [r for r in self.results if r.status in ("failed", "unreachable")]
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    """Where events go: the progress display and the run record."""
+
+    task_start: Callable[[str], None]
+    result: Callable[[TaskResult], None]
+
+
+def _message(res: Mapping[str, Any]) -> str:
+    for key in ("msg", "stderr", "module_stderr", "reason"):
+        value = res.get(key)
+        if value:
+            return str(value).strip().splitlines()[-1][:500] if key != "msg" else str(value)[:1000]
+    return "no message"
+
+
+def _to_result(event: Mapping[str, Any]) -> TaskResult | None:
+    status = _RESULT_EVENTS.get(str(event.get("event")))
+    if status is None:
+        return None
+    data = event.get("event_data", {})
+    res = data.get("res", {}) or {}
+    if status == "failed" and data.get("ignore_errors"):
+        status = "ok"
+    changed = bool(res.get("changed")) and status == "ok"
+    return TaskResult(
+        host=str(data.get("host", "?")),
+        task=str(data.get("task", "?")),
+        status="changed" if changed else status,
+        changed=changed,
+        message=_message(res) if status in ("failed", "unreachable") else "",
+    )
+
+
+def run_playbook(
+    playbook: Path,
+    inventories: Sequence[Path],
+    private_data_dir: Path,
+    callbacks: Callbacks,
+    *,
+    extravars: Mapping[str, Any] | None = None,
+    envvars: Mapping[str, str] | None = None,
+    check: bool = False,
+    diff: bool = False,
+    limit: str | None = None,
+) -> PlaybookRun:
+    """Run ``playbook`` with ansible-runner; raise on failure or Ctrl-C.
+
+    Raises:
+        AnsibleRunError: naming each failed host, task and the module's message.
+        InterruptedRunError: when the user pressed Ctrl-C (the run is cancelled cleanly).
+    """
+    private_data_dir.mkdir(parents=True, exist_ok=True)
+    run = PlaybookRun(status="running", rc=-1)
+    cancelled = False
+
+    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal cancelled
+        cancelled = True
+
+    def on_event(event: dict[str, Any]) -> bool:
+        if event.get("event") == "playbook_on_task_start":
+            callbacks.task_start(str(event.get("event_data", {}).get("task", "?")))
+        result = _to_result(event)
+        if result is not None:
+            run.results.append(result)
+            callbacks.result(result)
+        # Keep ansible-runner's own artifacts (job_events/) as they are.
+        return True
+
+    cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private_data_dir),
+            playbook=str(playbook.resolve()),
+            inventory=[str(i) for i in inventories],
+            extravars=dict(extravars or {}),
+            envvars=dict(envvars or {}),
+            cmdline=cmdline or None,
+            limit=limit,
+            event_handler=on_event,
+            cancel_callback=lambda: cancelled,
+            quiet=True,
+            suppress_env_files=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    run.status, run.rc = str(runner.status), int(runner.rc if runner.rc is not None else -1)
+    if cancelled or run.status == "canceled":
+        raise InterruptedRunError(f"interrupted during {playbook.name}; completed phases are kept")
+    if run.status != "successful":
+        failures = [(r.host, r.task, r.message) for r in run.failures]
+        raise AnsibleRunError(playbook.name, failures, run.status)
+    return run

@@ -1,0 +1,249 @@
+"""Typed wrapper over python-terraform.
+
+python-terraform (0.10.1, 2019) builds the argument lists; the process itself is run
+here because its ``cmd()`` cannot add environment variables, returns output only at
+the end, and on Ctrl-C leaves Terraform running and holding the state lock. Quirks
+of the library against Terraform 1.x (``-force`` on destroy, ``output NAME``) stay
+inside this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_terraform import IsFlagged, IsNotFlagged, Terraform
+
+from sovdeploy.errors import InterruptedRunError, TerraformError, UsageError, tail
+
+MIN_VERSION = (1, 6)
+#: How long Terraform gets to stop cleanly (and write its state) after Ctrl-C.
+INTERRUPT_GRACE_S = 120
+
+LineSink = Callable[[str], None]
+
+
+def _ignore(_line: str) -> None:
+    """Default sink: drop output lines."""
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a saved plan would do."""
+
+    add: tuple[str, ...] = ()
+    change: tuple[str, ...] = ()
+    destroy: tuple[str, ...] = ()
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.add or self.change or self.destroy)
+
+    def describe(self) -> str:
+        return f"{len(self.add)} to add, {len(self.change)} to change, {len(self.destroy)} to destroy"
+
+
+@dataclass
+class Workspace:
+    """A root module generated in the state dir around one of sovdeploy's modules.
+
+    Attributes:
+        workdir: directory holding the generated ``main.tf.json``, the plan and local state.
+        module: path of the module under ``terraform/modules``.
+        inputs: values for the module's variables, written literally into the root module.
+        sensitive: values passed only through ``TF_VAR_*`` in the environment, never on disk.
+        backend: backend type and settings; ``local`` keeps state in ``workdir``.
+        plugin_mirror: filesystem mirror of providers, or None when the module needs none.
+    """
+
+    workdir: Path
+    module: Path
+    inputs: Mapping[str, Any]
+    sensitive: Mapping[str, Any] = field(default_factory=dict)
+    backend: tuple[str, Mapping[str, Any]] = ("local", {})
+    plugin_mirror: Path | None = None
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def plan_file(self) -> Path:
+        return self.workdir / "sovdeploy.tfplan"
+
+
+def terraform_bin() -> str:
+    """The ``terraform`` on PATH, checked to be recent enough; never downloaded."""
+    path = shutil.which("terraform")
+    if path is None:
+        raise UsageError(
+            "terraform is not on PATH. Install Terraform >= 1.6 from your in-jurisdiction "
+            "mirror (a Debian package or the release zip) and run again; sovdeploy never "
+            "downloads it."
+        )
+    proc = subprocess.run([path, "version", "-json"], capture_output=True, text=True, check=False)
+    try:
+        version = json.loads(proc.stdout)["terraform_version"]
+        major, minor = (int(p) for p in version.split(".")[:2])
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"cannot read the version of {path}: {proc.stdout or proc.stderr}") from exc
+    if (major, minor) < MIN_VERSION:
+        raise UsageError(f"{path} is Terraform {version}; sovdeploy needs >= 1.6")
+    return path
+
+
+def write_root(ws: Workspace) -> None:
+    """Write the root module, backend and CLI config (provider installation) for ``ws``."""
+    ws.workdir.mkdir(parents=True, exist_ok=True)
+    kind, settings = ws.backend
+    backend = {"path": "terraform.tfstate"} if kind == "local" else dict(settings)
+    variables = {name: {"type": "any", "sensitive": True} for name in ws.sensitive}
+    module: dict[str, Any] = {"source": str(ws.module), **ws.inputs}
+    module.update({name: f"${{var.{name}}}" for name in ws.sensitive})
+    root: dict[str, Any] = {
+        "terraform": {"backend": {kind: backend}},
+        "module": {"this": module},
+        "output": {"this": {"value": "${module.this}", "sensitive": False}},
+    }
+    if variables:
+        root["variable"] = variables
+    if ws.providers:
+        root["provider"] = dict(ws.providers)
+    (ws.workdir / "main.tf.json").write_text(json.dumps(root, indent=2, sort_keys=True) + "\n")
+    # No `direct` block: providers come from the declared mirror or not at all.
+    mirror = ws.plugin_mirror
+    if mirror is None:
+        mirror = ws.workdir / "no-provider-mirror"
+        mirror.mkdir(exist_ok=True)
+    (ws.workdir / "cli.tfrc").write_text(
+        "provider_installation {\n"
+        f"  filesystem_mirror {{\n    path = {json.dumps(str(mirror))}\n  }}\n"
+        "}\n"
+    )
+
+
+def _env(ws: Workspace) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        TF_CLI_CONFIG_FILE=str(ws.workdir / "cli.tfrc"),
+        TF_IN_AUTOMATION="1",
+        TF_INPUT="0",
+        CHECKPOINT_DISABLE="1",
+    )
+    for name, value in ws.sensitive.items():
+        env[f"TF_VAR_{name}"] = json.dumps(value)
+    return env
+
+
+def _cmd(tf: Terraform, command: str, *args: str, **options: Any) -> list[str]:
+    cmd: list[str] = tf.generate_cmd_string(command, *args, **options)
+    return cmd
+
+
+def _run(ws: Workspace, cmd: Sequence[str], on_line: LineSink, ok: Sequence[int] = (0,)) -> tuple[int, str]:
+    """Run ``cmd`` in the workspace, streaming lines, forwarding Ctrl-C once."""
+    proc = subprocess.Popen(
+        cmd, cwd=ws.workdir, env=_env(ws), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        # Terraform stops cleanly on one SIGINT and saves its state; wait for that.
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=INTERRUPT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)
+        raise InterruptedRunError(
+            f"interrupted during `{' '.join(cmd[1:3])}`; Terraform saved its state"
+        ) from None
+    reader.join(timeout=5)
+    output = "".join(lines)
+    if proc.returncode not in ok:
+        raise TerraformError(cmd, proc.returncode, tail(output, 30), what="terraform")
+    return proc.returncode, output
+
+
+def _tf(ws: Workspace) -> Terraform:
+    return Terraform(working_dir=str(ws.workdir), terraform_bin_path=terraform_bin())
+
+
+def init(ws: Workspace, on_line: LineSink = _ignore) -> None:
+    write_root(ws)
+    cmd = _cmd(_tf(ws), "init", input=False, no_color=IsFlagged, upgrade=IsNotFlagged)
+    _run(ws, cmd, on_line)
+
+
+def plan(ws: Workspace, *, destroy: bool = False, on_line: LineSink = _ignore) -> PlanSummary:
+    """Save a plan to ``ws.plan_file`` and return what it would do."""
+    cmd = _cmd(
+        _tf(ws), "plan", input=False, no_color=IsFlagged, detailed_exitcode=IsFlagged,
+        out=str(ws.plan_file), destroy=IsFlagged if destroy else None,
+    )  # fmt: skip
+    # -detailed-exitcode: 0 no changes, 2 changes present, 1 error.
+    _run(ws, cmd, on_line, ok=(0, 2))
+    return summarise(show(ws))
+
+
+def show(ws: Workspace) -> dict[str, Any]:
+    """The saved plan as Terraform's JSON representation."""
+    cmd = _cmd(_tf(ws), "show", str(ws.plan_file), no_color=IsFlagged, json=IsFlagged)
+    _, out = _run(ws, cmd, _ignore)
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def summarise(plan_json: Mapping[str, Any]) -> PlanSummary:
+    add, change, destroy = [], [], []
+    for rc in plan_json.get("resource_changes", []):
+        actions = rc.get("change", {}).get("actions", [])
+        address = rc.get("address", "?")
+        if "create" in actions:
+            add.append(address)
+        if "delete" in actions:
+            destroy.append(address)
+        if "update" in actions:
+            change.append(address)
+    return PlanSummary(tuple(add), tuple(change), tuple(destroy))
+
+
+def apply(ws: Workspace, on_line: LineSink = _ignore) -> None:
+    """Apply the plan saved by :func:`plan` (and nothing else)."""
+    cmd = _cmd(_tf(ws), "apply", str(ws.plan_file), input=False, no_color=IsFlagged,
+               auto_approve=IsFlagged)  # fmt: skip
+    _run(ws, cmd, on_line)
+
+
+def outputs(ws: Workspace) -> dict[str, Any]:
+    """The module's outputs as plain values (``terraform output -json``)."""
+    # python-terraform's output(NAME) cannot read Terraform 1.x JSON; read all instead.
+    cmd = _cmd(_tf(ws), "output", no_color=IsFlagged, json=IsFlagged)
+    _, out = _run(ws, cmd, _ignore)
+    data = json.loads(out or "{}")
+    value: dict[str, Any] = data.get("this", {}).get("value", {})
+    return value
+
+
+def destroy(ws: Workspace, on_line: LineSink = _ignore) -> None:
+    # force=None: python-terraform would add the -force flag Terraform 1.x removed.
+    cmd = _cmd(_tf(ws), "destroy", input=False, no_color=IsFlagged, auto_approve=IsFlagged,
+               force=None)  # fmt: skip
+    _run(ws, cmd, on_line)

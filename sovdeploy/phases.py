@@ -1,0 +1,326 @@
+"""The ordered phase table and the resume logic.
+
+A phase is one Terraform module apply or one playbook run (preflight aside, which
+only checks). ``up`` runs the phases in order and records each one done together
+with the digest of its inputs (the inventory and sovdeploy's own roles, playbooks
+and modules). A later ``up`` skips the phases done for the same digest, so it
+resumes after an interruption or failure; a changed digest starts again from the
+first phase, and every phase is idempotent, so nothing done is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sovdeploy import sandbox
+from sovdeploy.engines import ansible, terraform
+from sovdeploy.errors import UsageError
+from sovdeploy.inventory import LoadedInventory, digest_files
+from sovdeploy.model import Provisioner
+from sovdeploy.paths import project_root
+from sovdeploy.progress import Progress
+from sovdeploy.state import PhaseRecord, Run, StateDir, atomic_write, now
+
+
+@dataclass
+class Context:
+    """Everything a phase needs: the checked inventory, the state dir, the run and the display."""
+
+    inventory: LoadedInventory
+    state: StateDir
+    run: Run
+    progress: Progress
+
+    @property
+    def deployment(self) -> Any:
+        return self.inventory.deployment
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    description: str
+    apply: Callable[[Context], str]
+    plan: Callable[[Context], str]
+    always: bool = False
+
+
+# -- preflight -----------------------------------------------------------------
+
+
+def _preflight(ctx: Context) -> str:
+    """Checks that touch nothing: tools present, sandbox image and SSH key ready."""
+    terraform.terraform_bin()
+    if ctx.deployment.settings.provisioner is Provisioner.SANDBOX:
+        for tool in ("podman", "ssh-keygen"):
+            if shutil.which(tool) is None:
+                raise UsageError(f"`{tool}` is not installed; `make up` installs it (make deps)")
+        _ensure_ssh_key(ctx.state)
+        image = ctx.deployment.settings.sandbox.image
+        if not sandbox.image_exists(image):
+            ctx.progress.step("building the sandbox image")
+            sandbox.build_image(_apt_mirror(ctx), log=ctx.progress.step)
+    waived = [f for f in ctx.inventory.findings if f.severity == "info"]
+    return f"policy clean, {len(waived)} waiver(s) in force"
+
+
+def _preflight_plan(ctx: Context) -> str:
+    terraform.terraform_bin()
+    return "inventory and jurisdiction policy checked"
+
+
+def _apt_mirror(ctx: Context) -> str:
+    for source in ctx.deployment.settings.artifact_sources.values():
+        if source.kind == "apt":
+            return str(source.url)
+    raise UsageError("the inventory declares no artifact source of kind 'apt'")
+
+
+def _ensure_ssh_key(state: StateDir) -> None:
+    key = state.ssh_key
+    if key.exists():
+        return
+    key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sovdeploy", "-f", str(key)],
+        check=True,
+    )
+    shutil.copyfile(key.with_suffix(".pub"), key.parent / "authorized_keys")
+
+
+# -- provision -----------------------------------------------------------------
+
+
+def workspace(ctx: Context) -> terraform.Workspace:
+    """The Terraform workspace of the deployment's provisioner."""
+    s = ctx.deployment.settings
+    modules = project_root() / "terraform" / "modules"
+    backend = (s.terraform_backend.type, dict(s.terraform_backend.config))
+    hosts = [{"name": h.name, "groups": list(h.roles)} for h in ctx.deployment.hosts]
+    if s.provisioner is Provisioner.SANDBOX:
+        sb = s.sandbox
+        return terraform.Workspace(
+            workdir=ctx.state.terraform_dir("sandbox_hosts"),
+            module=modules / "sandbox_hosts",
+            inputs={
+                "deployment": s.deployment, "hosts": hosts, "network": sb.network,
+                "subnet": sb.subnet, "image": sb.image, "privileged": sb.privileged,
+                "apt_cache_dir": sb.apt_cache or "",
+                "ssh_authorized_keys": str(ctx.state.ssh_key.parent / "authorized_keys"),
+                "containers_conf": os.environ.get("CONTAINERS_CONF", str(sandbox.containers_conf())),
+            },
+            backend=backend,
+        )  # fmt: skip
+    mirror = _provider_mirror(ctx)
+    return terraform.Workspace(
+        workdir=ctx.state.terraform_dir("baremetal"),
+        module=modules / "baremetal",
+        inputs={"hosts": [
+            {**h, "driver": b.driver, "bmc_address": b.address, "boot_mac": b.boot_mac}
+            for h, b in ((h, host.bmc) for h, host in zip(hosts, ctx.deployment.hosts, strict=True))
+            if b is not None
+        ]},
+        backend=backend,
+        plugin_mirror=mirror,
+    )  # fmt: skip
+
+
+def _provider_mirror(ctx: Context) -> Path:
+    env = os.environ.get("SOVDEPLOY_TF_PLUGIN_MIRROR")
+    if env:
+        return Path(env)
+    for source in ctx.deployment.settings.artifact_sources.values():
+        if source.kind == "terraform_providers":
+            return Path(source.url)
+    raise UsageError(
+        "bare-metal provisioning needs the Ironic provider: declare an artifact source of "
+        "kind 'terraform_providers' (a filesystem mirror path)"
+    )
+
+
+def _provision(ctx: Context) -> str:
+    ws = workspace(ctx)
+    ctx.progress.step("terraform init")
+    terraform.init(ws, on_line=ctx.progress.step)
+    ctx.progress.step("terraform plan")
+    summary = terraform.plan(ws, on_line=ctx.progress.step)
+    ctx.run.record("terraform_plan", module=ws.module.name, add=summary.add,
+                   change=summary.change, destroy=summary.destroy)  # fmt: skip
+    if summary.changes:
+        ctx.progress.step(f"terraform apply: {summary.describe()}")
+        terraform.apply(ws, on_line=ctx.progress.step)
+        ctx.run.record("terraform_apply", module=ws.module.name, summary=summary.describe())
+    write_generated_inventory(ctx, terraform.outputs(ws))
+    return f"terraform: {summary.describe()}"
+
+
+def _provision_plan(ctx: Context) -> str:
+    ws = workspace(ctx)
+    terraform.init(ws)
+    summary = terraform.plan(ws)
+    for verb, items in (("+", summary.add), ("~", summary.change), ("-", summary.destroy)):
+        for address in items:
+            ctx.progress.console.print(f"    {verb} {address}", markup=False)
+    return f"terraform would: {summary.describe()}"
+
+
+def write_generated_inventory(ctx: Context, outputs: dict[str, Any]) -> None:
+    """Layer the provisioned addresses (and, in the sandbox, the SSH key) over the inventory."""
+    hosts: dict[str, dict[str, Any]] = {}
+    common: dict[str, Any] = {}
+    if ctx.deployment.settings.provisioner is Provisioner.SANDBOX:
+        for name, host in outputs.get("hosts", {}).items():
+            hosts[name] = {"ansible_host": host["address"]}
+        # Sandbox containers get new host keys whenever they are recreated.
+        common = {
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(ctx.state.ssh_key),
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        }
+    doc = {"all": {"hosts": hosts, "vars": common}}
+    header = "# Generated by sovdeploy's provision phase; do not edit.\n"
+    atomic_write(ctx.state.generated_inventory, header + yaml.safe_dump(doc, sort_keys=True))
+
+
+# -- playbook phases -------------------------------------------------------------
+
+
+def _inventories(ctx: Context) -> list[Path]:
+    sources = [ctx.inventory.path]
+    if ctx.state.generated_inventory.exists():
+        sources.append(ctx.state.generated_inventory)
+    return sources
+
+
+def _ansible_env() -> dict[str, str]:
+    root = project_root()
+    return {
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(root / "roles"),
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+
+
+def playbook_phase(name: str, *, check: bool) -> Callable[[Context], str]:
+    """A phase that runs ``playbooks/<name>.yml`` (in check+diff mode when ``check``)."""
+
+    def run(ctx: Context) -> str:
+        def on_result(result: ansible.TaskResult) -> None:
+            ctx.progress.result(result.host, result.status, result.message)
+            ctx.run.record("task", phase=name, host=result.host, task=result.task,
+                           status=result.status, changed=result.changed)  # fmt: skip
+
+        if check and not ctx.state.generated_inventory.exists():
+            return "hosts are not provisioned yet: nothing to compare against"
+        outcome = ansible.run_playbook(
+            project_root() / "playbooks" / f"{name}.yml",
+            _inventories(ctx),
+            ctx.run.path / (("check-" if check else "") + name),
+            ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
+            envvars=_ansible_env(),
+            check=check,
+            diff=check,
+        )
+        verb = "would change" if check else "changed"
+        return f"{outcome.changed} task(s) {verb} on {len({r.host for r in outcome.results})} host(s)"
+
+    return run
+
+
+# -- the table ------------------------------------------------------------------
+
+PHASES: tuple[Phase, ...] = (
+    Phase("preflight", "check tools, policy and prerequisites; touch nothing",
+          _preflight, _preflight_plan, always=True),
+    Phase("provision", "create or enroll the hosts (Terraform)", _provision, _provision_plan),
+    Phase("baseline", "apt sources, time, sysctl and identity on every host (Ansible)",
+          playbook_phase("baseline", check=False), playbook_phase("baseline", check=True)),
+)  # fmt: skip
+PHASE_NAMES = tuple(p.name for p in PHASES)
+
+
+def source_digest(inventory: LoadedInventory) -> str:
+    """Digest of everything a phase's result depends on: the inventory and our own code."""
+    root = project_root()
+    files = [f for d in ("roles", "playbooks", "terraform/modules") for f in sorted((root / d).rglob("*"))
+             if f.is_file() and ".terraform" not in f.parts and "molecule" not in f.parts]  # fmt: skip
+    return digest_files(files, root) + ":" + inventory.digest
+
+
+def select(done: dict[str, PhaseRecord], digest: str, start: str | None, only: str | None,
+           ) -> Iterator[tuple[Phase, bool]]:  # fmt: skip
+    """Yield each phase with whether it must run this time."""
+    for name in (start, only):
+        if name is not None and name not in PHASE_NAMES:
+            raise UsageError(f"unknown phase '{name}'; phases: {', '.join(PHASE_NAMES)}")
+    started = start is None
+    for phase in PHASES:
+        started = started or phase.name == start
+        if only is not None:
+            yield phase, phase.name == only or phase.always
+        elif start is not None:
+            yield phase, started or phase.always
+        else:
+            rec = done.get(phase.name)
+            fresh = rec is not None and rec.status == "done" and rec.digest == digest
+            yield phase, phase.always or not fresh
+
+
+def up(ctx: Context, start: str | None = None, only: str | None = None) -> list[str]:
+    """Run the selected phases in order; return the names of those run."""
+    digest = source_digest(ctx.inventory)
+    done = ctx.state.phases()
+    ran = []
+    for phase, needed in list(select(done, digest, start, only)):
+        if not needed:
+            ctx.progress.console.print(f"[dim]✔ {phase.name}: done earlier, inputs unchanged[/dim]")
+            continue
+        _run_phase(ctx, phase, phase.apply)
+        ctx.state.mark(phase.name, PhaseRecord("done", now(), ctx.run.id, digest))
+        ran.append(phase.name)
+    return ran
+
+
+def plan(ctx: Context, phases: Sequence[Phase] = PHASES) -> None:
+    for phase in phases:
+        _run_phase(ctx, phase, phase.plan, mode="plan")
+
+
+def _run_phase(ctx: Context, phase: Phase, fn: Callable[[Context], str], mode: str = "up") -> None:
+    ctx.progress.phase_start(phase.name, phase.description)
+    ctx.run.record("phase_start", phase=phase.name, mode=mode)
+    started = time.monotonic()
+    try:
+        summary = fn(ctx)
+    except BaseException as exc:
+        ctx.progress.phase_end(False)
+        ctx.run.record("phase_end", phase=phase.name, mode=mode, status="failed",
+                       error=type(exc).__name__, seconds=round(time.monotonic() - started, 2))  # fmt: skip
+        raise
+    ctx.progress.phase_end(True, summary)
+    ctx.run.record("phase_end", phase=phase.name, mode=mode, status="done", summary=summary,
+                   seconds=round(time.monotonic() - started, 2))  # fmt: skip
+
+
+def down(ctx: Context) -> None:
+    """Destroy what the provision phase created; forget every phase."""
+    ws = workspace(ctx)
+    if not (ws.workdir / "main.tf.json").exists():
+        ctx.progress.console.print("nothing was provisioned for this deployment")
+    else:
+        ctx.progress.phase_start("down", "destroy what Terraform created")
+        terraform.init(ws, on_line=ctx.progress.step)
+        terraform.destroy(ws, on_line=ctx.progress.step)
+        ctx.run.record("terraform_destroy", module=ws.module.name)
+        ctx.progress.phase_end(True)
+    ctx.state.generated_inventory.unlink(missing_ok=True)
+    ctx.state.reset()

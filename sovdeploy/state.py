@@ -1,0 +1,156 @@
+"""The deployment's state dir: ``<inventory>/.sovdeploy/`` (git-ignored).
+
+Layout::
+
+    state.json        phases done, for which inputs digest, in which run
+    lock              held (flock) while a command changes anything
+    runs/<run-id>/    record.jsonl and per-phase ansible-runner artifacts
+    terraform/<mod>/  generated root module, plan, local state
+    inventory.yml     hosts as provisioned (addresses), layered over the operator's inventory
+    ssh/              the deployment's SSH key pair (sandbox)
+    ledger/, runbook/ written by later phases
+
+Every write is atomic (temporary file, fsync, rename), so an interrupted command
+never leaves a half-written file that a later one would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sovdeploy.errors import UsageError
+
+STATE_DIRNAME = ".sovdeploy"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class PhaseRecord:
+    status: str
+    finished: str | None = None
+    run_id: str | None = None
+    digest: str | None = None
+
+
+class StateDir:
+    """Typed access to one deployment's state dir."""
+
+    def __init__(self, inventory: Path) -> None:
+        self.root = (inventory if inventory.is_dir() else inventory.parent) / STATE_DIRNAME
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def generated_inventory(self) -> Path:
+        return self.root / "inventory.yml"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.root / "ssh" / "id_ed25519"
+
+    def terraform_dir(self, module: str) -> Path:
+        return self.root / "terraform" / module
+
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        gitignore = self.root / ".gitignore"
+        if not gitignore.exists():
+            # The state dir holds keys and state: never let it be committed by accident.
+            atomic_write(gitignore, "*\n")
+
+    def load(self) -> dict[str, Any]:
+        if not self.state_file.exists():
+            return {"phases": {}}
+        try:
+            data: dict[str, Any] = json.loads(self.state_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{self.state_file} is corrupt ({exc}); move it away to start over") from exc
+        data.setdefault("phases", {})
+        return data
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        atomic_write(self.state_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def phases(self) -> dict[str, PhaseRecord]:
+        return {name: PhaseRecord(**rec) for name, rec in self.load()["phases"].items()}
+
+    def mark(self, phase: str, record: PhaseRecord) -> None:
+        data = self.load()
+        data["phases"][phase] = record.__dict__
+        self.save(data)
+
+    def reset(self, phases: list[str] | None = None) -> None:
+        data = self.load()
+        for name in phases if phases is not None else list(data["phases"]):
+            data["phases"].pop(name, None)
+        self.save(data)
+
+    def new_run(self) -> Run:
+        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        return Run(run_id, self.root / "runs" / run_id)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the deployment lock: two commands never change one deployment at once."""
+        self.ensure()
+        with open(self.root / "lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(
+                    f"another sovdeploy command holds {self.root / 'lock'}; wait for it to finish"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Run:
+    """One invocation's record: an append-only JSON Lines file, fsynced per entry."""
+
+    def __init__(self, run_id: str, path: Path) -> None:
+        self.id = run_id
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self._record = open(path / "record.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def record(self, kind: str, **fields: Any) -> None:
+        entry = {"time": now(), "run": self.id, "kind": kind, **fields}
+        self._record.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+        self._record.flush()
+        os.fsync(self._record.fileno())
+
+    def close(self) -> None:
+        self._record.close()

@@ -1,0 +1,82 @@
+# Native tests in plan mode: the module uses only built-in resources, so these run offline.
+
+variables {
+  deployment          = "unit"
+  network             = "unit-net"
+  subnet              = "10.89.77.0/24"
+  image               = "localhost/sovdeploy/debian13-sandbox:latest"
+  ssh_authorized_keys = "/tmp/authorized_keys"
+  containers_conf     = "/tmp/containers.conf"
+  hosts = [
+    { name = "ctl1", groups = ["control"] },
+    { name = "cmp1", groups = ["compute"] },
+  ]
+}
+
+run "addresses_follow_host_order" {
+  command = plan
+
+  assert {
+    condition     = output.hosts["ctl1"].address == "10.89.77.10" && output.hosts["cmp1"].address == "10.89.77.11"
+    error_message = "hosts must get consecutive addresses from .10 in list order"
+  }
+
+  assert {
+    condition     = strcontains(terraform_data.host["cmp1"].input.command, "--ip 10.89.77.11")
+    error_message = "the container must be started with its planned address"
+  }
+
+  assert {
+    condition     = strcontains(terraform_data.host["ctl1"].input.command, "--privileged")
+    error_message = "hosts are privileged by default"
+  }
+}
+
+run "apt_cache_is_mounted_only_when_set" {
+  command = plan
+
+  variables {
+    apt_cache_dir = "/var/cache/sovdeploy/apt"
+    privileged    = false
+  }
+
+  assert {
+    condition     = strcontains(terraform_data.host["ctl1"].input.command, "/var/cache/sovdeploy/apt:/var/cache/apt/archives")
+    error_message = "the apt cache must be bind-mounted"
+  }
+
+  assert {
+    condition     = !strcontains(terraform_data.host["ctl1"].input.command, "--privileged")
+    error_message = "privileged=false must drop --privileged"
+  }
+}
+
+run "rejects_bad_host_name" {
+  command = plan
+
+  variables {
+    hosts = [{ name = "Bad_Name", groups = [] }]
+  }
+
+  expect_failures = [var.hosts]
+}
+
+run "rejects_duplicate_hosts" {
+  command = plan
+
+  variables {
+    hosts = [{ name = "a", groups = [] }, { name = "a", groups = [] }]
+  }
+
+  expect_failures = [var.hosts]
+}
+
+run "rejects_ipv6_subnet" {
+  command = plan
+
+  variables {
+    subnet = "fd00::/64"
+  }
+
+  expect_failures = [var.subnet]
+}

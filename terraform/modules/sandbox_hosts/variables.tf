@@ -1,0 +1,79 @@
+variable "deployment" {
+  description = "Deployment name; every container and the network carry it as a label."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]*$", var.deployment))
+    error_message = "deployment must be letters, digits, '_', '.', '-'."
+  }
+}
+
+variable "hosts" {
+  description = "Hosts to create, each a systemd podman container. Addresses follow list order."
+  type = list(object({
+    name   = string
+    groups = list(string)
+  }))
+  validation {
+    condition     = alltrue([for h in var.hosts : can(regex("^[a-z0-9][a-z0-9-]{0,62}$", h.name))])
+    error_message = "host names must be lower-case DNS labels (a-z, 0-9, '-')."
+  }
+  validation {
+    condition     = length(distinct([for h in var.hosts : h.name])) == length(var.hosts)
+    error_message = "host names must be unique."
+  }
+}
+
+variable "network" {
+  description = "Name of the podman network the hosts share."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]*$", var.network))
+    error_message = "network must be letters, digits, '_', '.', '-'."
+  }
+}
+
+variable "subnet" {
+  description = "IPv4 CIDR of the podman network; hosts get addresses from .10 on."
+  type        = string
+  validation {
+    condition     = can(cidrhost(var.subnet, 10)) && !can(regex(":", var.subnet))
+    error_message = "subnet must be an IPv4 CIDR with room for at least 10 addresses."
+  }
+}
+
+variable "image" {
+  description = "Container image with systemd as init (built by `sovdeploy sandbox image`)."
+  type        = string
+}
+
+variable "ssh_authorized_keys" {
+  description = "Path of an authorized_keys file bind-mounted read-only for root."
+  type        = string
+  validation {
+    condition     = startswith(var.ssh_authorized_keys, "/")
+    error_message = "ssh_authorized_keys must be an absolute path."
+  }
+}
+
+variable "privileged" {
+  description = "Run hosts as privileged containers (needed later for OVS, libvirt, Ceph)."
+  type        = bool
+  default     = true
+}
+
+variable "apt_cache_dir" {
+  description = "Host directory shared as /var/cache/apt/archives; empty to disable."
+  type        = string
+  default     = ""
+}
+
+variable "containers_conf" {
+  description = "Podman configuration file (CONTAINERS_CONF) with runtime and ulimits."
+  type        = string
+}
+
+variable "boot_timeout" {
+  description = "Seconds to wait for systemd in a new container to finish booting."
+  type        = number
+  default     = 120
+}
