@@ -63,7 +63,9 @@ class TerraformError(CommandError):
 class AnsibleRunError(SovdeployError):
     """A playbook run failed on a host."""
 
-    def __init__(self, playbook: str, failures: Sequence[tuple[str, str, str]], status: str):
+    def __init__(
+        self, playbook: str, failures: Sequence[tuple[str, str, str]], status: str, output: str = ""
+    ):
         self.playbook = playbook
         self.failures = list(failures)
         self.status = status
@@ -72,6 +74,8 @@ class AnsibleRunError(SovdeployError):
             detail = "\n".join(lines)
         else:
             detail = f"  ansible-runner ended with status '{status}'"
+            if output:
+                detail += "\n" + output
         super().__init__(f"playbook {playbook} failed:\n{detail}")
 
 

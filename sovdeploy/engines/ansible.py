@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +84,14 @@ def _to_result(event: Mapping[str, Any]) -> TaskResult | None:
     )
 
 
+def _stdout_tail(runner: Any) -> str:
+    try:
+        text = str(runner.stdout.read())
+    except (OSError, AttributeError, ValueError):
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-15:])
+
+
 def run_playbook(
     playbook: Path,
     inventories: Sequence[Path],
@@ -118,6 +128,9 @@ def run_playbook(
         # Keep ansible-runner's own artifacts (job_events/) as they are.
         return True
 
+    env = dict(envvars or {})
+    # ansible-playbook lives beside this interpreter (the venv), whether or not it is on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.environ["PATH"])])
     cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -126,7 +139,7 @@ def run_playbook(
             playbook=str(playbook.resolve()),
             inventory=[str(i) for i in inventories],
             extravars=dict(extravars or {}),
-            envvars=dict(envvars or {}),
+            envvars=env,
             cmdline=cmdline or None,
             limit=limit,
             event_handler=on_event,
@@ -141,5 +154,6 @@ def run_playbook(
         raise InterruptedRunError(f"interrupted during {playbook.name}; completed phases are kept")
     if run.status != "successful":
         failures = [(r.host, r.task, r.message) for r in run.failures]
-        raise AnsibleRunError(playbook.name, failures, run.status)
+        output = "" if failures else _stdout_tail(runner)
+        raise AnsibleRunError(playbook.name, failures, run.status, output)
     return run

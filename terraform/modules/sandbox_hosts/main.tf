@@ -6,24 +6,36 @@ locals {
       address = cidrhost(var.subnet, 10 + index)
     }
   }
+  run_commands = {
+    for name, host in local.hosts : name => join(" ", compact([
+      "podman run --detach --name ${name} --hostname ${name}",
+      "--network ${var.network} --ip ${host.address}",
+      "--systemd=always --stop-signal SIGRTMIN+3",
+      var.privileged ? "--privileged" : "--cap-add SYS_ADMIN,NET_ADMIN",
+      "--volume ${var.ssh_authorized_keys}:/root/.ssh/authorized_keys:ro",
+      # One cache dir per host: apt's archive lock does not wait across containers.
+      var.apt_cache_dir != "" ? "--volume ${var.apt_cache_dir}/${name}:/var/cache/apt/archives" : "",
+      local.labels,
+      "--label sovdeploy.groups=${join(",", host.groups)}",
+      var.image,
+    ]))
+  }
   labels = "--label sovdeploy.deployment=${var.deployment} --label sovdeploy.managed=true"
 }
 
 resource "terraform_data" "network" {
   input = {
-    name     = var.network
-    subnet   = var.subnet
-    labels   = local.labels
-    conf     = var.containers_conf
-    gateway  = cidrhost(var.subnet, 1)
-    hostpath = var.apt_cache_dir
+    name    = var.network
+    subnet  = var.subnet
+    labels  = local.labels
+    conf    = var.containers_conf
+    gateway = cidrhost(var.subnet, 1)
   }
 
   provisioner "local-exec" {
     interpreter = ["/bin/sh", "-ec"]
     environment = { CONTAINERS_CONF = self.input.conf }
     command     = <<-EOT
-      if [ -n "${self.input.hostpath}" ]; then mkdir -p "${self.input.hostpath}/partial"; fi
       podman network exists ${self.input.name} ||
         podman network create ${self.input.labels} --subnet ${self.input.subnet} --gateway ${self.input.gateway} ${self.input.name}
     EOT
@@ -40,25 +52,16 @@ resource "terraform_data" "network" {
 resource "terraform_data" "host" {
   for_each = local.hosts
 
-  # Any change to these recreates the container: the sandbox is cattle.
-  triggers_replace = [each.value.address, var.image, var.privileged, var.apt_cache_dir, terraform_data.network.id]
+  # Any change to how the container is run recreates it: the sandbox is cattle.
+  triggers_replace = [local.run_commands[each.key], terraform_data.network.id]
 
   input = {
     name       = each.key
     address    = each.value.address
+    cache      = var.apt_cache_dir != "" ? "${var.apt_cache_dir}/${each.key}" : ""
     deployment = var.deployment
     conf       = var.containers_conf
-    command = join(" ", compact([
-      "podman run --detach --name ${each.key} --hostname ${each.key}",
-      "--network ${var.network} --ip ${each.value.address}",
-      "--systemd=always --stop-signal SIGRTMIN+3",
-      var.privileged ? "--privileged" : "--cap-add SYS_ADMIN,NET_ADMIN",
-      "--volume ${var.ssh_authorized_keys}:/root/.ssh/authorized_keys:ro",
-      var.apt_cache_dir != "" ? "--volume ${var.apt_cache_dir}:/var/cache/apt/archives" : "",
-      local.labels,
-      "--label sovdeploy.groups=${join(",", each.value.groups)}",
-      var.image,
-    ]))
+    command    = local.run_commands[each.key]
   }
 
   provisioner "local-exec" {
@@ -67,6 +70,7 @@ resource "terraform_data" "host" {
     # A leftover container of this deployment (state lost, earlier failure) is replaced;
     # a container of the same name that is not ours is never touched.
     command = <<-EOT
+      if [ -n "${self.input.cache}" ]; then mkdir -p "${self.input.cache}/partial"; fi
       if podman container exists ${self.input.name}; then
         owner=$(podman container inspect --format '{{ index .Config.Labels "sovdeploy.deployment" }}' ${self.input.name})
         if [ "$owner" != "${self.input.deployment}" ]; then
@@ -76,11 +80,17 @@ resource "terraform_data" "host" {
         podman rm --force ${self.input.name}
       fi
       ${self.input.command}
-      state=$(timeout ${var.boot_timeout} podman exec ${self.input.name} systemctl is-system-running --wait || true)
-      case "$state" in
-        running|degraded) ;;
-        *) echo "${self.input.name}: systemd did not finish booting (state: $state)" >&2; exit 1 ;;
-      esac
+      # systemd's bus appears a moment after the container starts: retry until booted.
+      deadline=$(( $(date +%s) + ${var.boot_timeout} ))
+      while :; do
+        state=$(podman exec ${self.input.name} systemctl is-system-running --wait 2>/dev/null || true)
+        case "$state" in running|degraded) break ;; esac
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+          echo "${self.input.name}: systemd did not finish booting in ${var.boot_timeout}s (state: $state)" >&2
+          exit 1
+        fi
+        sleep 1
+      done
     EOT
   }
 

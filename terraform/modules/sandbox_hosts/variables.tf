@@ -62,7 +62,7 @@ variable "privileged" {
 }
 
 variable "apt_cache_dir" {
-  description = "Host directory shared as /var/cache/apt/archives; empty to disable."
+  description = "Host directory for apt caches; each host mounts <dir>/<name> as its archive cache. Empty disables it."
   type        = string
   default     = ""
 }

@@ -41,7 +41,7 @@ run "apt_cache_is_mounted_only_when_set" {
   }
 
   assert {
-    condition     = strcontains(terraform_data.host["ctl1"].input.command, "/var/cache/sovdeploy/apt:/var/cache/apt/archives")
+    condition     = strcontains(terraform_data.host["ctl1"].input.command, "/var/cache/sovdeploy/apt/ctl1:/var/cache/apt/archives")
     error_message = "the apt cache must be bind-mounted"
   }
 

@@ -50,3 +50,4 @@ def test_identity_names_the_deployment(host):
     assert identity["site"] == "lab"
     assert identity["country"] == "DE"
     assert identity["apt_mirror"] == "http://deb.debian.org/debian"
+    assert identity["roles"] == ["control", "network", "storage"]

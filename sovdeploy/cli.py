@@ -1,0 +1,284 @@
+"""The ``sovdeploy`` command: parse, call the library, render. The only place that exits."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import getpass
+import json
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sovdeploy import __version__, options, phases, policy
+from sovdeploy import inventory as inv
+from sovdeploy.errors import (
+    EXIT_INTERRUPTED,
+    InterruptedRunError,
+    InvalidInventoryError,
+    SovdeployError,
+)
+from sovdeploy.findings import Finding, Severity
+from sovdeploy.progress import Progress
+from sovdeploy.state import StateDir
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def render_findings(findings: list[Finding], console: Console) -> None:
+    styles = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+    for f in findings:
+        label = "waived" if f.severity is Severity.INFO else f.severity.value
+        console.print(f"[{styles[f.severity]}]{label}[/] {escape(f'[{f.code}]')} {escape(f.location)}")
+        console.print(f"    {f.message}", markup=False)
+        if f.key:
+            value = f" = {f.value}" if f.value is not None else ""
+            console.print(f"    key: {f.key}{value}", markup=False)
+        if f.hint:
+            console.print(f"    hint: {f.hint}", markup=False)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn sovdeploy's typed errors into messages and exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except InvalidInventoryError as exc:
+            render_findings(exc.findings, err)
+            blocking = sum(1 for f in exc.findings if f.severity is Severity.ERROR)
+            err.print(f"[red]{exc}: {blocking} problem(s); nothing was touched[/red]")
+            sys.exit(exc.exit_code)
+        except InterruptedRunError as exc:
+            err.print(f"[yellow]interrupted:[/yellow] {exc}. Run the same command again to resume.")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/yellow]. Run the same command again to resume.")
+            sys.exit(EXIT_INTERRUPTED)
+        except SovdeployError as exc:
+            err.print(f"[red]error:[/red] {exc}", markup=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="sovdeploy")
+def main() -> None:
+    """Deploy a sovereign AI platform on hardware you own, in a jurisdiction you choose."""
+
+
+@main.command()
+@options.inventory
+@options.as_json
+@handle_errors
+def validate(inventory: Path, as_json: bool) -> None:
+    """Check an inventory and the jurisdiction policy; never contacts a host.
+
+    Exits 0 when the inventory is valid, 2 with every problem listed otherwise.
+    """
+    try:
+        loaded = inv.load(inventory)
+    except InvalidInventoryError as exc:
+        if as_json:
+            click.echo(json.dumps(_findings_json(exc.findings, valid=False), indent=2))
+            sys.exit(exc.exit_code)
+        raise
+    if as_json:
+        click.echo(json.dumps(_findings_json(list(loaded.findings), valid=True), indent=2))
+        return
+    render_findings(list(loaded.findings), out)
+    d = loaded.deployment
+    out.print(f"[green]valid[/green]: {d.name}, {len(d.hosts)} host(s) in "
+              f"{len(d.settings.sites)} site(s)")  # fmt: skip
+
+
+def _findings_json(findings: list[Finding], valid: bool) -> dict[str, Any]:
+    return {"valid": valid, "findings": [f.as_dict() for f in findings]}
+
+
+@main.group()
+def jurisdiction() -> None:
+    """Where every part of the deployment is."""
+
+
+@jurisdiction.command("report")
+@options.inventory
+@options.as_json
+@handle_errors
+def jurisdiction_report(inventory: Path, as_json: bool) -> None:
+    """Attest where every component and data store will be (JSON and a table)."""
+    loaded = inv.load(inventory)
+    report = policy.attestation(loaded.deployment, list(loaded.findings))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"Jurisdiction attestation: {report['deployment']} "
+                  f"(allowed: {', '.join(report['allowed_jurisdictions'])})")  # fmt: skip
+    for col in ("kind", "subject", "country", "in jurisdiction", "detail"):
+        table.add_column(col)
+    for p in report["placements"]:
+        mark = ("waived" if p["waived"] else "yes" if p["in_jurisdiction"] else
+                "-" if p["in_jurisdiction"] is None else "NO")  # fmt: skip
+        country = f"{p['country']} {p['country_name']}" if p["country"] else "-"
+        table.add_row(p["kind"], p["subject"], country, mark, p["detail"])
+    out.print(table)
+    render_findings([f for f in loaded.findings if f.severity is Severity.INFO], out)
+
+
+@contextlib.contextmanager
+def _context(inventory: Path, verbose: int, command: str) -> Iterator[phases.Context]:
+    loaded = inv.load(inventory)
+    state = StateDir(loaded.path)
+    with state.lock():
+        run = state.new_run()
+        progress = Progress(out, verbosity=verbose)
+        run.record("command", command=command, argv=sys.argv[1:], user=getpass.getuser(),
+                   host=socket.gethostname(), inventory=str(loaded.path),
+                   inventory_digest=loaded.digest, version=__version__)  # fmt: skip
+        render_findings([f for f in loaded.findings if f.severity is not Severity.ERROR], out)
+        try:
+            yield phases.Context(loaded, state, run, progress)
+        except BaseException as exc:
+            run.record("command_end", status="failed", error=type(exc).__name__)
+            raise
+        else:
+            run.record("command_end", status="done")
+        finally:
+            progress.close()
+            run.close()
+
+
+@main.command()
+@options.inventory
+@options.from_phase
+@options.only_phase
+@options.verbose
+@handle_errors
+def up(inventory: Path, from_phase: str | None, only_phase: str | None, verbose: int) -> None:
+    """Bring the deployment to the state the inventory describes, phase by phase.
+
+    Resumes after the last phase completed with the same inputs.
+    """
+    with _context(inventory, verbose, "up") as ctx:
+        ran = phases.up(ctx, start=from_phase, only=only_phase)
+    changed = [p for p in ran if p != "preflight"]
+    out.print(f"[green]up to date[/green]: {ctx.deployment.name}"
+              + (f" (ran {', '.join(changed)})" if changed else " (nothing to do)"))  # fmt: skip
+
+
+@main.command()
+@options.inventory
+@options.verbose
+@handle_errors
+def plan(inventory: Path, verbose: int) -> None:
+    """Show what Terraform and Ansible would change; change nothing."""
+    with _context(inventory, verbose, "plan") as ctx:
+        phases.plan(ctx)
+
+
+@main.command()
+@options.inventory
+@options.as_json
+@handle_errors
+def status(inventory: Path, as_json: bool) -> None:
+    """Show each phase and each host of the deployment."""
+    loaded = inv.load(inventory)
+    state = StateDir(loaded.path)
+    done = state.phases()
+    digest = phases.source_digest(loaded)
+    addresses = _provisioned_addresses(state)
+    rows = []
+    for name in phases.PHASE_NAMES:
+        rec = done.get(name)
+        if rec is None:
+            label = "pending"
+        elif rec.digest != digest:
+            label = "stale (inputs changed)"
+        else:
+            label = rec.status
+        rows.append({"phase": name, "status": label, "finished": rec.finished if rec else None,
+                     "run": rec.run_id if rec else None})  # fmt: skip
+    hosts = [{"host": h.name, "site": h.site, "country": loaded.deployment.settings.sites[h.site].country,
+              "roles": list(h.roles), "address": addresses.get(h.name, h.address)}
+             for h in loaded.deployment.hosts]  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({"deployment": loaded.deployment.name, "phases": rows, "hosts": hosts},
+                              indent=2))  # fmt: skip
+        return
+    table = Table(title=f"{loaded.deployment.name}: phases")
+    for col in ("phase", "status", "finished", "run"):
+        table.add_column(col)
+    for r in rows:
+        style = "green" if r["status"] == "done" else "yellow"
+        table.add_row(r["phase"], f"[{style}]{r['status']}[/{style}]", r["finished"] or "-", r["run"] or "-")
+    out.print(table)
+    htable = Table(title="hosts")
+    for col in ("host", "site", "country", "roles", "address"):
+        htable.add_column(col)
+    for h in hosts:
+        htable.add_row(h["host"], h["site"], h["country"], ", ".join(h["roles"]), h["address"] or "-")
+    out.print(htable)
+
+
+def _provisioned_addresses(state: StateDir) -> dict[str, str]:
+    import yaml
+
+    if not state.generated_inventory.exists():
+        return {}
+    doc = yaml.safe_load(state.generated_inventory.read_text()) or {}
+    hosts = doc.get("all", {}).get("hosts", {}) or {}
+    return {name: str(v.get("ansible_host")) for name, v in hosts.items() if v}
+
+
+@main.command()
+@options.inventory
+@options.yes
+@options.verbose
+@handle_errors
+def down(inventory: Path, yes: bool, verbose: int) -> None:
+    """Destroy everything the provision phase created (asks first)."""
+    loaded = inv.load(inventory)
+    names = ", ".join(h.name for h in loaded.deployment.hosts)
+    if not yes and not click.confirm(
+        f"Destroy the hosts of '{loaded.deployment.name}' ({names})?", default=False
+    ):
+        err.print("aborted; nothing was destroyed")
+        sys.exit(1)
+    with _context(inventory, verbose, "down") as ctx:
+        phases.down(ctx)
+    out.print(f"[green]down[/green]: {loaded.deployment.name}")
+
+
+@main.group()
+def sandbox() -> None:
+    """The sandbox: podman containers standing in for servers."""
+
+
+@sandbox.command("image")
+@options.inventory
+@click.option("--rebuild", is_flag=True, help="Build even if the image is up to date.")
+@handle_errors
+def sandbox_image(inventory: Path, rebuild: bool) -> None:
+    """Build the Debian 13 base image (debootstrap from the inventory's apt mirror), cached."""
+    from sovdeploy import sandbox as sb
+
+    loaded = inv.load(inventory)
+    mirrors = [s.url for s in loaded.deployment.settings.artifact_sources.values() if s.kind == "apt"]
+    if not mirrors:
+        err.print("[red]error:[/red] the inventory declares no artifact source of kind 'apt'")
+        sys.exit(2)
+    ref = sb.build_image(mirrors[0], rebuild=rebuild, log=lambda line: out.print(line, markup=False))
+    out.print(ref, markup=False)
