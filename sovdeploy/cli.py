@@ -32,8 +32,8 @@ from sovdeploy.state import StateDir
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def render_findings(findings: list[Finding], console: Console) -> None:

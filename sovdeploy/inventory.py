@@ -292,12 +292,13 @@ def load(path: Path | str, today: dt.date | None = None) -> LoadedInventory:
             )
         )
     deployment = None
-    if settings is not None and not any(f.severity is Severity.ERROR for f in findings):
+    if settings is not None:
+        # Check the hosts that did model, so that one bad host hides no other problem.
         deployment = Deployment(settings=settings, hosts=tuple(hosts))
         findings.extend(_structure_findings(deployment, host_raw, settings_raw))
-        findings.extend(policy_check(deployment, settings_raw, today=today))
+        findings.extend(policy_check(deployment, settings_raw, today=today, host_raw=host_raw))
     errors = [f for f in findings if f.severity is Severity.ERROR]
-    if errors or deployment is None:
+    if errors or deployment is None or len(hosts) != len(host_raw):
         raise InvalidInventoryError(findings)
     return LoadedInventory(
         path=path, deployment=deployment, findings=tuple(findings), digest=digest_files(files, path)

@@ -23,7 +23,7 @@ import yaml
 
 from sovdeploy import sandbox
 from sovdeploy.engines import ansible, terraform
-from sovdeploy.errors import UsageError
+from sovdeploy.errors import InterruptedRunError, UsageError
 from sovdeploy.inventory import LoadedInventory, digest_files
 from sovdeploy.model import Provisioner
 from sovdeploy.paths import project_root
@@ -263,6 +263,8 @@ def select(done: dict[str, PhaseRecord], digest: str, start: str | None, only: s
         if name is not None and name not in PHASE_NAMES:
             raise UsageError(f"unknown phase '{name}'; phases: {', '.join(PHASE_NAMES)}")
     started = start is None
+    # Once a phase runs, every later one runs too: its input (the hosts) may have changed.
+    cascade = False
     for phase in PHASES:
         started = started or phase.name == start
         if only is not None:
@@ -272,7 +274,9 @@ def select(done: dict[str, PhaseRecord], digest: str, start: str | None, only: s
         else:
             rec = done.get(phase.name)
             fresh = rec is not None and rec.status == "done" and rec.digest == digest
-            yield phase, phase.always or not fresh
+            needed = phase.always or cascade or not fresh
+            cascade = cascade or (needed and not phase.always)
+            yield phase, needed
 
 
 def up(ctx: Context, start: str | None = None, only: str | None = None) -> list[str]:
@@ -284,7 +288,17 @@ def up(ctx: Context, start: str | None = None, only: str | None = None) -> list[
         if not needed:
             ctx.progress.console.print(f"[dim]✔ {phase.name}: done earlier, inputs unchanged[/dim]")
             continue
-        _run_phase(ctx, phase, phase.apply)
+        # A phase that starts is no longer done until it ends: a failure or Ctrl-C
+        # leaves it marked so, and the next run does it again.
+        ctx.state.mark(phase.name, PhaseRecord("running", None, ctx.run.id, digest))
+        try:
+            _run_phase(ctx, phase, phase.apply)
+        except InterruptedRunError:
+            ctx.state.mark(phase.name, PhaseRecord("interrupted", now(), ctx.run.id, digest))
+            raise
+        except Exception:
+            ctx.state.mark(phase.name, PhaseRecord("failed", now(), ctx.run.id, digest))
+            raise
         ctx.state.mark(phase.name, PhaseRecord("done", now(), ctx.run.id, digest))
         ran.append(phase.name)
     return ran

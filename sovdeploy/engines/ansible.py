@@ -59,6 +59,10 @@ class Callbacks:
 
 
 def _message(res: Mapping[str, Any]) -> str:
+    # A looped task reports "One or more items failed"; the real messages are per item.
+    items = [r for r in res.get("results", []) or [] if isinstance(r, Mapping) and r.get("failed")]
+    if items:
+        return "; ".join(_message(r) for r in items)
     for key in ("msg", "stderr", "module_stderr", "reason"):
         value = res.get(key)
         if value:

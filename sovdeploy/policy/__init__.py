@@ -116,10 +116,14 @@ def placements(deployment: Deployment) -> Iterator[Placement]:
                         "jurisdiction.terraform_backend")  # fmt: skip
 
 
-def _locate_subject(settings_raw: Mapping[str, Any], subject: str) -> tuple[str | None, int | None]:
+def _locate_subject(
+    settings_raw: Mapping[str, Any], host_raw: Mapping[str, Any], subject: str
+) -> tuple[str | None, int | None]:
     from sovdeploy.inventory import _locate
 
     head, _, rest = subject.partition(".")
+    if head == "hosts":
+        return _locate(host_raw.get(rest, {}), ["sovdeploy_site"])
     node = settings_raw.get(f"sovdeploy_{head}")
     return _locate(node, [rest] if rest and isinstance(node, Mapping) else [])
 
@@ -128,6 +132,7 @@ def check(
     deployment: Deployment,
     settings_raw: Mapping[str, Any] | None = None,
     today: dt.date | None = None,
+    host_raw: Mapping[str, Any] | None = None,
 ) -> list[Finding]:
     """Run every jurisdiction rule, apply waivers, and return the findings."""
     raw = settings_raw or {}
@@ -151,19 +156,20 @@ def check(
                     key="sovdeploy_terraform_backend.country",
                 ))  # fmt: skip
             continue
-        file, line = _locate_subject(raw, p.subject)
+        file, line = _locate_subject(raw, host_raw or {}, p.subject)
+        key = p.subject if p.subject.startswith("hosts.") else f"sovdeploy_{p.subject}"
         if pycountry.countries.get(alpha_2=p.country) is None:
             findings.append(Finding(
                 code="jurisdiction.country_code", subject=p.subject, file=file, line=line,
                 message=f"{p.kind} '{p.subject}' has a country that is not ISO 3166-1 alpha-2",
-                value=p.country, hint="use the two-letter code, e.g. DE, NL, FR",
+                key=key, value=p.country, hint="use the two-letter code, e.g. DE, NL, FR",
             ))  # fmt: skip
         elif not p.allowed(allowed):
             findings.append(Finding(
                 code=p.rule, subject=p.subject, file=file, line=line,
                 message=f"{p.kind} '{p.subject}' is in {p.country} ({country_name(p.country)}), "
                 f"outside the allowed jurisdictions {', '.join(s.allowed_jurisdictions)}",
-                key=f"sovdeploy_{p.subject}" if not p.subject.startswith("hosts.") else p.subject,
+                key=key,
                 value=p.country,
                 hint="use a component in an allowed jurisdiction, or add a time-limited waiver",
             ))  # fmt: skip

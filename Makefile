@@ -1,0 +1,80 @@
+# sovdeploy: `make up` sets everything up and deploys the sandbox; `make test` is what CI runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export CONTAINERS_CONF ?= $(CURDIR)/.config/containers/containers.conf
+INVENTORY ?= inventories/sandbox
+APT_PACKAGES := podman runc debootstrap netavark aardvark-dns openssh-client python3-venv git
+APT_CACHE := /var/cache/sovdeploy/apt
+
+.PHONY: help deps venv image up down test lint unit terraform-test molecule integration bench clean
+
+help:
+	@echo "make up    install what is needed, build the sandbox image, run sovdeploy up on $(INVENTORY)"
+	@echo "make test  everything CI runs: lint, unit, terraform tests, molecule, sandbox integration"
+	@echo "make down  destroy the sandbox hosts"
+	@echo "make bench time sovdeploy validate on generated inventories of 10, 100, 1000 hosts"
+
+# System packages, only when something is missing. Terraform is never downloaded.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v terraform >/dev/null || { echo "terraform (>= 1.6) is not on PATH: install it from your mirror (a Debian package or the release zip)" >&2; exit 1; }
+	@mkdir -p $(APT_CACHE)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+image: deps venv
+	$(BIN)/sovdeploy sandbox image -i $(INVENTORY)
+
+up: image
+	$(BIN)/sovdeploy up -i $(INVENTORY)
+	$(BIN)/sovdeploy status -i $(INVENTORY)
+
+down: venv
+	$(BIN)/sovdeploy down -i $(INVENTORY) --yes
+
+lint: venv
+	ruff check sovdeploy tests roles
+	ruff format --check sovdeploy tests
+	mypy sovdeploy
+	yamllint -s .
+	ansible-lint --profile production
+	terraform fmt -check -recursive terraform
+
+unit: venv
+	pytest -q tests/unit
+
+terraform-test: venv
+	pytest -q tests/integration/test_terraform.py
+
+molecule: image
+	cd roles/host_baseline && molecule test
+
+integration: image
+	pytest -q tests/integration/test_sandbox.py
+
+test: image lint
+	pytest tests
+	$(MAKE) molecule
+
+bench: venv
+	$(BIN)/python tests/benchmarks/bench_validate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,170 @@
+"""`sovdeploy up` for real: podman hosts from Terraform, converged by Ansible over SSH.
+
+One sandbox is deployed per test session and shared by the tests that only read it;
+the tests that interrupt or break a run come last and leave it converged again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOVDEPLOY = str(Path(sys.executable).parent / "sovdeploy")
+HOSTS = ("itest-ctl1", "itest-cmp1")
+IMAGE = "localhost/sovdeploy/debian13-sandbox:latest"
+ENV = dict(os.environ, CONTAINERS_CONF=str(ROOT / ".config/containers/containers.conf"))
+
+
+def _missing() -> str | None:
+    for tool in ("podman", "terraform", "ssh"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (make deps installs it)"
+    if subprocess.run(["podman", "image", "exists", IMAGE], env=ENV, check=False).returncode != 0:
+        return f"no sandbox image {IMAGE}: run `sovdeploy sandbox image` (make test builds it)"
+    return None
+
+
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(_missing() is not None, reason=str(_missing()))]
+
+
+def sovdeploy(*args: str, inv: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([SOVDEPLOY, *args, "-i", str(inv)], env=ENV, capture_output=True, text=True,
+                          check=False, timeout=900)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def podman(*args: str) -> str:
+    return subprocess.run(["podman", *args], env=ENV, capture_output=True, text=True, check=True).stdout
+
+
+def in_host(host: str, *cmd: str) -> str:
+    return podman("exec", host, *cmd)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    inv = tmp_path_factory.mktemp("itest") / "inv"
+    shutil.copytree(ROOT / "tests/inventories/itest", inv)
+    first = sovdeploy("up", inv=inv)
+    yield inv, first
+    sovdeploy("down", "--yes", inv=inv, check=False)
+
+
+def test_up_creates_and_converges_every_host(sandbox):
+    inv, first = sandbox
+    assert "provision done" in first.stdout and "baseline done" in first.stdout
+    running = podman("ps", "--filter", "label=sovdeploy.deployment=itest", "--format", "{{.Names}}").split()
+    assert sorted(running) == sorted(HOSTS)
+    for host in HOSTS:
+        identity = json.loads(in_host(host, "cat", "/etc/sovdeploy/deployment.json"))
+        assert identity["deployment"] == "itest" and identity["host"] == host
+        assert in_host(host, "systemctl", "is-active", "chrony").strip() == "active"
+        assert in_host(host, "date", "+%Z").strip() == "UTC"
+
+
+def test_ansible_reaches_hosts_over_ssh(sandbox):
+    inv, _ = sandbox
+    generated = inv / ".sovdeploy" / "inventory.yml"
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "all", "-i", str(inv), "-i", str(generated),
+         "-m", "ansible.builtin.command", "-a", "hostname"],
+        env=dict(ENV, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")), capture_output=True, text=True, check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert all(f"{h} | CHANGED" in out.stdout for h in HOSTS)
+
+
+def test_status_shows_every_phase_done(sandbox):
+    inv, _ = sandbox
+    status = json.loads(sovdeploy("status", "--json", inv=inv).stdout)
+    assert {p["phase"]: p["status"] for p in status["phases"]} == {
+        "preflight": "done", "provision": "done", "baseline": "done"}
+    assert {h["host"]: h["address"] for h in status["hosts"]} == {
+        "itest-ctl1": "10.89.41.10", "itest-cmp1": "10.89.41.11"}
+
+
+def test_second_up_changes_nothing_and_is_quick(sandbox):
+    inv, _ = sandbox
+    started = time.monotonic()
+    again = sovdeploy("up", inv=inv)
+    took = time.monotonic() - started
+    assert "nothing to do" in again.stdout
+    assert took < 20, f"a no-op up took {took:.1f}s"
+
+
+def test_plan_on_a_converged_sandbox_changes_nothing(sandbox):
+    inv, _ = sandbox
+    before = in_host(HOSTS[0], "stat", "-c", "%Y", "/etc/sovdeploy/deployment.json")
+    out = sovdeploy("plan", inv=inv).stdout
+    assert "0 to add, 0 to change, 0 to destroy" in out
+    assert "0 task(s) would change" in out
+    assert in_host(HOSTS[0], "stat", "-c", "%Y", "/etc/sovdeploy/deployment.json") == before
+
+
+def test_every_step_is_recorded(sandbox):
+    inv, _ = sandbox
+    records = [json.loads(line) for f in (inv / ".sovdeploy/runs").glob("*/record.jsonl")
+               for line in f.read_text().splitlines()]
+    kinds = {r["kind"] for r in records}
+    assert {"command", "phase_start", "phase_end", "task", "terraform_plan", "terraform_apply"} <= kinds
+    tasks = [r for r in records if r["kind"] == "task"]
+    assert {r["host"] for r in tasks} == set(HOSTS)
+
+
+def test_failed_playbook_names_host_and_task_and_resumes(sandbox):
+    inv, _ = sandbox
+    extra = inv / "host_vars"
+    extra.mkdir(exist_ok=True)
+    (extra / "itest-cmp1.yml").write_text("host_baseline_sysctl:\n  'bad key!': 1\n")
+    failed = sovdeploy("up", inv=inv, check=False)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "itest-cmp1: task 'Assert sysctl keys are plain names'" in failed.stderr
+    assert "invalid key 'bad key!'" in failed.stderr
+    status = json.loads(sovdeploy("status", "--json", inv=inv).stdout)
+    assert {p["phase"]: p["status"] for p in status["phases"]}["baseline"] != "done"
+    (extra / "itest-cmp1.yml").unlink()
+    fixed = sovdeploy("up", inv=inv)
+    assert "baseline done" in fixed.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_up_resumes(sandbox):
+    inv, _ = sandbox
+    proc = subprocess.Popen([SOVDEPLOY, "up", "--only", "baseline", "-i", str(inv)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "TASK" in line:  # the playbook is running: press Ctrl-C
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest = proc.communicate(timeout=300)[0]
+    output = "".join(seen) + rest
+    assert proc.returncode == 130, output
+    assert "Run the same command again to resume" in output
+    status = json.loads(sovdeploy("status", "--json", inv=inv).stdout)
+    assert {p["phase"]: p["status"] for p in status["phases"]}["provision"] == "done"
+    resumed = sovdeploy("up", "--only", "baseline", inv=inv)
+    assert "baseline done" in resumed.stdout
+
+
+def test_down_removes_every_container(tmp_path_factory, sandbox):
+    inv, _ = sandbox
+    sovdeploy("down", "--yes", inv=inv)
+    left = podman("ps", "-a", "--filter", "label=sovdeploy.deployment=itest", "--format", "{{.Names}}")
+    assert left.strip() == ""
+    assert "sovdeploy-itest" not in podman("network", "ls", "--format", "{{.Name}}")
+    status = json.loads(sovdeploy("status", "--json", inv=inv).stdout)
+    assert all(p["status"] == "pending" for p in status["phases"])

@@ -1,0 +1,89 @@
+"""Phase selection: resume after the last done phase, --from, --only, and input changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sovdeploy.cli import main
+from sovdeploy.errors import UsageError
+from sovdeploy.phases import PHASE_NAMES, select
+from sovdeploy.state import PhaseRecord
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def needed(done, digest="d1", start=None, only=None):
+    return [p.name for p, run in select(done, digest, start, only) if run]
+
+
+def done_up_to(last, digest="d1"):
+    names = PHASE_NAMES[: PHASE_NAMES.index(last) + 1]
+    return {n: PhaseRecord("done", "t", "r", digest) for n in names}
+
+
+def test_fresh_deployment_runs_every_phase():
+    assert needed({}) == list(PHASE_NAMES)
+
+
+def test_resumes_after_the_last_completed_phase():
+    assert needed(done_up_to("provision")) == ["preflight", "baseline"]
+
+
+def test_a_phase_that_runs_reruns_every_later_phase():
+    done = done_up_to(PHASE_NAMES[-1])
+    done["provision"] = PhaseRecord("done", "t", "r", "other-digest")
+    assert needed(done) == ["preflight", "provision", "baseline"]
+
+
+def test_a_failed_or_interrupted_phase_runs_again():
+    for status in ("failed", "interrupted", "running"):
+        done = done_up_to(PHASE_NAMES[-1])
+        done["baseline"] = PhaseRecord(status, "t", "r", "d1")
+        assert needed(done) == ["preflight", "baseline"]
+
+
+def test_all_done_runs_only_preflight():
+    assert needed(done_up_to(PHASE_NAMES[-1])) == ["preflight"]
+
+
+def test_changed_inputs_rerun_everything():
+    assert needed(done_up_to(PHASE_NAMES[-1], digest="old")) == list(PHASE_NAMES)
+
+
+def test_from_and_only():
+    done = done_up_to(PHASE_NAMES[-1])
+    assert needed(done, start="provision") == ["preflight", "provision", "baseline"]
+    assert needed(done, only="baseline") == ["preflight", "baseline"]
+
+
+def test_unknown_phase_is_a_usage_error():
+    with pytest.raises(UsageError):
+        list(select({}, "d", "nope", None))
+
+
+@pytest.mark.parametrize("command", ["plan", "up"])
+def test_host_outside_jurisdiction_is_refused_before_anything_is_touched(command, inventory_copy):
+    inv = inventory_copy("broken/host-outside")
+    result = CliRunner().invoke(main, [command, "-i", str(inv)], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert "jurisdiction.host" in result.output
+    assert "hosts.cmp1" in result.output
+    assert "nothing was touched" in result.output
+    assert not (inv / ".sovdeploy").exists()
+
+
+def test_down_asks_first(inventory_copy):
+    inv = inventory_copy("minimal")
+    result = CliRunner().invoke(main, ["down", "-i", str(inv)], input="n\n")
+    assert result.exit_code == 1
+    assert "nothing was destroyed" in result.output
+
+
+def test_status_before_any_run_shows_pending_phases(inventory_copy):
+    inv = inventory_copy("minimal")
+    result = CliRunner().invoke(main, ["status", "--json", "-i", str(inv)])
+    assert result.exit_code == 0, result.output
+    assert '"status": "pending"' in result.output

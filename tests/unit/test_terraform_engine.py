@@ -1,0 +1,63 @@
+"""The Terraform wrapper against the real terraform binary, offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sovdeploy.engines import terraform
+from sovdeploy.errors import TerraformError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sandbox_ws(tmp_path, **inputs):
+    base = {
+        "deployment": "unit", "network": "unit-net", "subnet": "10.89.77.0/24",
+        "image": "img", "ssh_authorized_keys": "/tmp/k", "containers_conf": "/tmp/c",
+        "hosts": [{"name": "a1", "groups": ["control"]}, {"name": "b1", "groups": ["compute"]}],
+    }
+    base.update(inputs)
+    return terraform.Workspace(workdir=tmp_path / "ws", module=ROOT / "terraform/modules/sandbox_hosts",
+                               inputs=base)
+
+
+def test_plan_reports_what_would_be_created(tmp_path):
+    ws = sandbox_ws(tmp_path)
+    terraform.init(ws)
+    summary = terraform.plan(ws)
+    assert summary.changes
+    assert set(summary.add) == {"module.this.terraform_data.network",
+                                'module.this.terraform_data.host["a1"]',
+                                'module.this.terraform_data.host["b1"]'}
+    assert summary.describe() == "3 to add, 0 to change, 0 to destroy"
+    assert ws.plan_file.exists()
+
+
+def test_providers_come_only_from_the_mirror(tmp_path):
+    ws = sandbox_ws(tmp_path)
+    terraform.write_root(ws)
+    cli = (ws.workdir / "cli.tfrc").read_text()
+    assert "filesystem_mirror" in cli and "direct" not in cli
+    root = json.loads((ws.workdir / "main.tf.json").read_text())
+    assert root["terraform"]["backend"] == {"local": {"path": "terraform.tfstate"}}
+
+
+def test_sensitive_inputs_never_reach_disk(tmp_path):
+    ws = sandbox_ws(tmp_path)
+    ws.sensitive = {"secret_thing": {"password": "s3cr3t-value"}}
+    terraform.write_root(ws)
+    for f in ws.workdir.rglob("*"):
+        if f.is_file():
+            assert "s3cr3t-value" not in f.read_text()
+
+
+def test_invalid_input_raises_with_command_and_output(tmp_path):
+    ws = sandbox_ws(tmp_path, subnet="fd00::/64")
+    terraform.init(ws)
+    with pytest.raises(TerraformError) as exc:
+        terraform.plan(ws)
+    assert "terraform plan" in str(exc.value) or "plan" in exc.value.cmd
+    assert "subnet must be an IPv4 CIDR" in exc.value.output_tail.replace("\n", " ")
