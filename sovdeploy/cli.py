@@ -40,7 +40,9 @@ def render_findings(findings: list[Finding], console: Console) -> None:
     styles = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
     for f in findings:
         label = "waived" if f.severity is Severity.INFO else f.severity.value
-        console.print(f"[{styles[f.severity]}]{label}[/] {escape(f'[{f.code}]')} {escape(f.location)}")
+        console.print(
+            f"[{styles[f.severity]}]{label}[/] {escape(f'[{f.code}]')} {escape(f.location)}"
+        )
         console.print(f"    {f.message}", markup=False)
         if f.key:
             value = f" = {f.value}" if f.value is not None else ""
@@ -101,8 +103,9 @@ def validate(inventory: Path, as_json: bool) -> None:
         return
     render_findings(list(loaded.findings), out)
     d = loaded.deployment
-    out.print(f"[green]valid[/green]: {d.name}, {len(d.hosts)} host(s) in "
-              f"{len(d.settings.sites)} site(s)")  # fmt: skip
+    out.print(
+        f"[green]valid[/green]: {d.name}, {len(d.hosts)} host(s) in {len(d.settings.sites)} site(s)"
+    )
 
 
 def _findings_json(findings: list[Finding], valid: bool) -> dict[str, Any]:
@@ -125,13 +128,22 @@ def jurisdiction_report(inventory: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    table = Table(title=f"Jurisdiction attestation: {report['deployment']} "
-                  f"(allowed: {', '.join(report['allowed_jurisdictions'])})")  # fmt: skip
+    table = Table(
+        title=f"Jurisdiction attestation: {report['deployment']} "
+        f"(allowed: {', '.join(report['allowed_jurisdictions'])})"
+    )
     for col in ("kind", "subject", "country", "in jurisdiction", "detail"):
         table.add_column(col)
     for p in report["placements"]:
-        mark = ("waived" if p["waived"] else "yes" if p["in_jurisdiction"] else
-                "-" if p["in_jurisdiction"] is None else "NO")  # fmt: skip
+        mark = (
+            "waived"
+            if p["waived"]
+            else "yes"
+            if p["in_jurisdiction"]
+            else "-"
+            if p["in_jurisdiction"] is None
+            else "NO"
+        )
         country = f"{p['country']} {p['country_name']}" if p["country"] else "-"
         table.add_row(p["kind"], p["subject"], country, mark, p["detail"])
     out.print(table)
@@ -145,9 +157,16 @@ def _context(inventory: Path, verbose: int, command: str) -> Iterator[phases.Con
     with state.lock():
         run = state.new_run()
         progress = Progress(out, verbosity=verbose)
-        run.record("command", command=command, argv=sys.argv[1:], user=getpass.getuser(),
-                   host=socket.gethostname(), inventory=str(loaded.path),
-                   inventory_digest=loaded.digest, version=__version__)  # fmt: skip
+        run.record(
+            "command",
+            command=command,
+            argv=sys.argv[1:],
+            user=getpass.getuser(),
+            host=socket.gethostname(),
+            inventory=str(loaded.path),
+            inventory_digest=loaded.digest,
+            version=__version__,
+        )
         render_findings([f for f in loaded.findings if f.severity is not Severity.ERROR], out)
         try:
             yield phases.Context(loaded, state, run, progress)
@@ -175,8 +194,10 @@ def up(inventory: Path, from_phase: str | None, only_phase: str | None, verbose:
     with _context(inventory, verbose, "up") as ctx:
         ran = phases.up(ctx, start=from_phase, only=only_phase)
     changed = [p for p in ran if p != "preflight"]
-    out.print(f"[green]up to date[/green]: {ctx.deployment.name}"
-              + (f" (ran {', '.join(changed)})" if changed else " (nothing to do)"))  # fmt: skip
+    out.print(
+        f"[green]up to date[/green]: {ctx.deployment.name}"
+        + (f" (ran {', '.join(changed)})" if changed else " (nothing to do)")
+    )
 
 
 @main.command()
@@ -209,27 +230,47 @@ def status(inventory: Path, as_json: bool) -> None:
             label = "stale (inputs changed)"
         else:
             label = rec.status
-        rows.append({"phase": name, "status": label, "finished": rec.finished if rec else None,
-                     "run": rec.run_id if rec else None})  # fmt: skip
-    hosts = [{"host": h.name, "site": h.site, "country": loaded.deployment.settings.sites[h.site].country,
-              "roles": list(h.roles), "address": addresses.get(h.name, h.address)}
-             for h in loaded.deployment.hosts]  # fmt: skip
+        rows.append(
+            {
+                "phase": name,
+                "status": label,
+                "finished": rec.finished if rec else None,
+                "run": rec.run_id if rec else None,
+            }
+        )
+    hosts: list[dict[str, Any]] = [
+        {
+            "host": h.name,
+            "site": h.site,
+            "country": loaded.deployment.settings.sites[h.site].country,
+            "roles": list(h.roles),
+            "address": addresses.get(h.name, h.address),
+        }
+        for h in loaded.deployment.hosts
+    ]
     if as_json:
-        click.echo(json.dumps({"deployment": loaded.deployment.name, "phases": rows, "hosts": hosts},
-                              indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {"deployment": loaded.deployment.name, "phases": rows, "hosts": hosts}, indent=2
+            )
+        )
         return
     table = Table(title=f"{loaded.deployment.name}: phases")
     for col in ("phase", "status", "finished", "run"):
         table.add_column(col)
     for r in rows:
         style = "green" if r["status"] == "done" else "yellow"
-        table.add_row(r["phase"], f"[{style}]{r['status']}[/{style}]", r["finished"] or "-", r["run"] or "-")
+        table.add_row(
+            r["phase"], f"[{style}]{r['status']}[/{style}]", r["finished"] or "-", r["run"] or "-"
+        )
     out.print(table)
     htable = Table(title="hosts")
     for col in ("host", "site", "country", "roles", "address"):
         htable.add_column(col)
     for h in hosts:
-        htable.add_row(h["host"], h["site"], h["country"], ", ".join(h["roles"]), h["address"] or "-")
+        htable.add_row(
+            h["host"], h["site"], h["country"], ", ".join(h["roles"]), h["address"] or "-"
+        )
     out.print(htable)
 
 
@@ -276,9 +317,13 @@ def sandbox_image(inventory: Path, rebuild: bool) -> None:
     from sovdeploy import sandbox as sb
 
     loaded = inv.load(inventory)
-    mirrors = [s.url for s in loaded.deployment.settings.artifact_sources.values() if s.kind == "apt"]
+    mirrors = [
+        s.url for s in loaded.deployment.settings.artifact_sources.values() if s.kind == "apt"
+    ]
     if not mirrors:
         err.print("[red]error:[/red] the inventory declares no artifact source of kind 'apt'")
         sys.exit(2)
-    ref = sb.build_image(mirrors[0], rebuild=rebuild, log=lambda line: out.print(line, markup=False))
+    ref = sb.build_image(
+        mirrors[0], rebuild=rebuild, log=lambda line: out.print(line, markup=False)
+    )
     out.print(ref, markup=False)

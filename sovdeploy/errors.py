@@ -33,7 +33,9 @@ class InvalidInventoryError(SovdeployError):
 
     exit_code = EXIT_INVALID
 
-    def __init__(self, findings: Sequence[Finding], message: str = "the inventory is invalid"):
+    def __init__(
+        self, findings: Sequence[Finding], message: str = "the inventory is invalid"
+    ) -> None:
         super().__init__(message)
         self.findings = list(findings)
 
@@ -47,7 +49,9 @@ class UsageError(SovdeployError):
 class CommandError(SovdeployError):
     """An external command failed; carries the command, its exit code and its output tail."""
 
-    def __init__(self, cmd: Sequence[str], returncode: int, output: str, what: str = "command"):
+    def __init__(
+        self, cmd: Sequence[str], returncode: int, output: str, what: str = "command"
+    ) -> None:
         self.cmd = list(cmd)
         self.returncode = returncode
         self.output_tail = tail(output)
@@ -65,7 +69,7 @@ class AnsibleRunError(SovdeployError):
 
     def __init__(
         self, playbook: str, failures: Sequence[tuple[str, str, str]], status: str, output: str = ""
-    ):
+    ) -> None:
         self.playbook = playbook
         self.failures = list(failures)
         self.status = status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -26,6 +27,7 @@ class Finding:
         value: the offending value, rendered as text.
         hint: how to fix it.
         subject: for policy findings, what the rule is about (matched by waivers).
+
     """
 
     code: str
@@ -46,3 +48,25 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def position(obj: Any) -> tuple[str | None, int | None]:
+    pos = getattr(obj, "ansible_pos", None)
+    if pos:
+        return str(pos[0]), int(pos[1])
+    return None, None
+
+
+def locate(root: Any, path: Sequence[str | int]) -> tuple[str | None, int | None]:
+    """The file and line of the deepest value along ``path`` that the YAML loader marked."""
+    best = position(root)
+    node = root
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        found = position(node)
+        if found[0]:
+            best = found
+    return best

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 
 from sovdeploy.errors import InvalidInventoryError
 from sovdeploy.findings import Finding, Severity
+from sovdeploy.findings import locate as _locate
+from sovdeploy.findings import position as _position
 from sovdeploy.model import HOST_KEYS, ROLE_GROUPS, Deployment, Hardware, Host, Settings
 
 PREFIX = "sovdeploy_"
@@ -100,28 +102,6 @@ def _syntax_findings(files: Iterable[Path]) -> list[Finding]:
     return findings
 
 
-def _position(obj: Any) -> tuple[str | None, int | None]:
-    pos = getattr(obj, "ansible_pos", None)
-    if pos:
-        return str(pos[0]), int(pos[1])
-    return None, None
-
-
-def _locate(root: Any, path: Sequence[str | int]) -> tuple[str | None, int | None]:
-    """The file and line of the deepest value along ``path`` that the YAML loader marked."""
-    best = _position(root)
-    node = root
-    for part in path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            break
-        found = _position(node)
-        if found[0]:
-            best = found
-    return best
-
-
 def _render(value: Any, key: str) -> str:
     if any(word in key.lower() for word in _SECRET_WORDS):
         return "<redacted>"
@@ -133,7 +113,9 @@ def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     """Field names of the model found by walking ``loc`` (for did-you-mean)."""
     current: Any = model
     for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if isinstance(part, int) or not (
+            isinstance(current, type) and issubclass(current, BaseModel)
+        ):
             continue
         field = current.model_fields.get(part)
         if field is None:
@@ -187,7 +169,9 @@ def _pydantic_findings(
         else:
             message = err["msg"]
         yield Finding(
-            code="inventory.unknown_key" if err["type"] == "extra_forbidden" else "inventory.invalid",
+            code="inventory.unknown_key"
+            if err["type"] == "extra_forbidden"
+            else "inventory.invalid",
             message=message,
             file=file,
             line=line,
@@ -226,7 +210,9 @@ class _Loaded:
             # With RUN_VARS_PLUGINS=start the inventory already merged group_vars/host_vars
             # into the entity; with the default ('demand') they are read at task stage.
             if self._vars_stage == "task":
-                own = combine_vars(own, self._plugin_vars(self.loader, self.sources, [entity], "task"))
+                own = combine_vars(
+                    own, self._plugin_vars(self.loader, self.sources, [entity], "task")
+                )
             self._cache[key] = own
         return self._cache[key]
 
@@ -238,7 +224,8 @@ class _Loaded:
         merged: dict[str, Any] = {}
         for group in sort_groups(host.get_groups()):
             merged = combine_vars(merged, self.own_vars(group))
-        return combine_vars(merged, self.own_vars(host))
+        result: dict[str, Any] = combine_vars(merged, self.own_vars(host))
+        return result
 
 
 def _origin(obj: Any, entity: str) -> str:
@@ -251,6 +238,7 @@ def load(path: Path | str, today: dt.date | None = None) -> LoadedInventory:
 
     Raises:
         InvalidInventoryError: with every blocking finding, when there is at least one.
+
     """
     from ansible.errors import AnsibleError
 
@@ -354,7 +342,7 @@ def _misplaced_settings(loaded: _Loaded) -> Iterator[Finding]:
 
 
 def _build_settings(raw: Mapping[str, Any], findings: list[Finding]) -> Settings | None:
-    fields = {k[len(PREFIX):]: v for k, v in raw.items() if k in SETTINGS_KEYS}  # fmt: skip
+    fields = {k[len(PREFIX) :]: v for k, v in raw.items() if k in SETTINGS_KEYS}
     try:
         return Settings.model_validate(fields)
     except ValidationError as exc:
@@ -384,8 +372,11 @@ def _build_host(name: str, raw: Mapping[str, Any], findings: list[Finding]) -> H
     try:
         return Host.model_validate(fields)
     except ValidationError as exc:
-        raw_fields = {"site": raw.get(PREFIX + "site"), "hardware": raw.get(PREFIX + "hardware"),
-                      "bmc": raw.get(PREFIX + "bmc")}  # fmt: skip
+        raw_fields = {
+            "site": raw.get(PREFIX + "site"),
+            "hardware": raw.get(PREFIX + "hardware"),
+            "bmc": raw.get(PREFIX + "bmc"),
+        }
         findings.extend(_pydantic_findings(exc, Host, raw_fields, f"hosts.{name}.", PREFIX))
         return None
 
@@ -462,14 +453,16 @@ def _structure_findings(
         if deployment.settings.provisioner == "baremetal" and host.bmc is None:
             yield Finding(
                 code="inventory.missing_bmc",
-                message=f"host '{host.name}' has no sovdeploy_bmc, which bare-metal provisioning needs",
+                message=f"host '{host.name}' has no sovdeploy_bmc, which bare-metal needs",
                 key=f"hosts.{host.name}.sovdeploy_bmc",
                 hint="declare driver, address and boot_mac in host_vars",
             )
     yield from _waiver_rule_findings(deployment, settings_raw)
 
 
-def _waiver_rule_findings(deployment: Deployment, settings_raw: Mapping[str, Any]) -> Iterator[Finding]:
+def _waiver_rule_findings(
+    deployment: Deployment, settings_raw: Mapping[str, Any]
+) -> Iterator[Finding]:
     from sovdeploy.policy import RULES
 
     for i, waiver in enumerate(deployment.settings.waivers):

@@ -70,7 +70,9 @@ class SourceKind(StrEnum):
 class ArtifactSource(Strict):
     """A place artifacts are fetched from at deploy time."""
 
-    kind: SourceKind = Field(description="what it serves: " + ", ".join(k.value for k in SourceKind))
+    kind: SourceKind = Field(
+        description="what it serves: " + ", ".join(k.value for k in SourceKind)
+    )
     url: str = Field(description="URL, or an absolute path for a filesystem mirror")
     country: CountryCode = Field(description="country the source is hosted and operated in")
     operator: str | None = Field(default=None, description="who runs the source")

@@ -16,20 +16,28 @@ def _default_inventory() -> str:
 
 
 inventory = click.option(
-    "-i", "--inventory", "inventory",
+    "-i",
+    "--inventory",
+    "inventory",
     type=click.Path(path_type=Path, file_okay=True, dir_okay=True),
-    default=_default_inventory, show_default="inventories/sandbox",
+    default=_default_inventory,
+    show_default="inventories/sandbox",
     envvar="SOVDEPLOY_INVENTORY",
     help="Ansible inventory directory of the deployment.",
-)  # fmt: skip
+)
 as_json = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 verbose = click.option("-v", "--verbose", count=True, help="More output; repeat for more.")
 quiet = click.option("-q", "--quiet", count=True, help="Less output; repeat for less.")
 yes = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 from_phase = click.option(
-    "--from", "from_phase", type=click.Choice(PHASE_NAMES),
+    "--from",
+    "from_phase",
+    type=click.Choice(PHASE_NAMES),
     help="Run from this phase on, even if done earlier.",
-)  # fmt: skip
+)
 only_phase = click.option(
-    "--only", "only_phase", type=click.Choice(PHASE_NAMES), help="Run only this phase (and preflight)."
+    "--only",
+    "only_phase",
+    type=click.Choice(PHASE_NAMES),
+    help="Run only this phase (and preflight).",
 )

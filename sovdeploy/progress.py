@@ -45,8 +45,9 @@ class Progress:
         self.current = PhaseProgress(name)
         self.console.print(f"[bold]▶ {name}[/bold]: {description}")
         if self.live_mode:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=8,
-                              transient=True)  # fmt: skip
+            self._live = Live(
+                self._render(), console=self.console, refresh_per_second=8, transient=True
+            )
             self._live.start()
 
     def phase_end(self, ok: bool, summary: str = "") -> None:
@@ -60,8 +61,10 @@ class Progress:
         mark = "[green]✔[/green]" if ok else "[red]✘[/red]"
         counts = " ".join(f"{k}={p.counts[k]}" for k in STATUSES if p.counts[k])
         tail = "; ".join(x for x in (summary, counts) if x)
-        self.console.print(f"{mark} {p.name} {'done' if ok else 'failed'} in {took:.1f}s"
-                           + (f" ({tail})" if tail else ""))  # fmt: skip
+        self.console.print(
+            f"{mark} {p.name} {'done' if ok else 'failed'} in {took:.1f}s"
+            + (f" ({tail})" if tail else "")
+        )
         self.current = None
 
     # -- inside a phase ------------------------------------------------------
@@ -105,8 +108,10 @@ class Progress:
         if p is None:
             return Text("")
         elapsed = time.monotonic() - p.started
-        head = Spinner("dots", text=Text.from_markup(
-            f"[bold]{p.name}[/bold] {elapsed:5.0f}s  {p.task or p.detail}"))  # fmt: skip
+        head = Spinner(
+            "dots",
+            text=Text.from_markup(f"[bold]{p.name}[/bold] {elapsed:5.0f}s  {p.task or p.detail}"),
+        )
         if not p.hosts:
             return head
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")

@@ -72,15 +72,14 @@ def image_exists(ref: str) -> bool:
     return proc.returncode == 0
 
 
-def build_image(
-    mirror: str, *, rebuild: bool = False, log: Callable[[str], None] = print
-) -> str:
+def build_image(mirror: str, *, rebuild: bool = False, log: Callable[[str], None] = print) -> str:
     """Build (or reuse) the sandbox image and return its reference.
 
     Args:
         mirror: the apt mirror to bootstrap from (the inventory's declared apt source).
         rebuild: build even when an image for this recipe exists.
         log: where progress lines go.
+
     """
     for tool in ("podman", "debootstrap"):
         if shutil.which(tool) is None:
@@ -111,20 +110,30 @@ def build_image(
             ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
         )
         cmd = [
-            "podman", "import",
-            "--change", 'CMD ["/sbin/init"]',
-            "--change", "STOPSIGNAL SIGRTMIN+3",
-            "--change", "ENV container=podman",
-            "-", ref,
-        ]  # fmt: skip
-        proc = subprocess.run(cmd, stdin=tar.stdout, capture_output=True, text=True,
-                              env=podman_env(), check=False)  # fmt: skip
+            "podman",
+            "import",
+            "--change",
+            'CMD ["/sbin/init"]',
+            "--change",
+            "STOPSIGNAL SIGRTMIN+3",
+            "--change",
+            "ENV container=podman",
+            "-",
+            ref,
+        ]
+        proc = subprocess.run(
+            cmd, stdin=tar.stdout, capture_output=True, text=True, env=podman_env(), check=False
+        )
         if tar.stdout is not None:
             tar.stdout.close()
         tar.wait()
         if proc.returncode != 0 or tar.returncode != 0:
-            raise CommandError(cmd, proc.returncode or tar.returncode,
-                               proc.stdout + proc.stderr, what="podman import")  # fmt: skip
+            raise CommandError(
+                cmd,
+                proc.returncode or tar.returncode,
+                proc.stdout + proc.stderr,
+                what="podman import",
+            )
     _run(["podman", "tag", ref, f"{IMAGE_REPO}:latest"], what="podman tag", env=podman_env())
     return ref
 

@@ -46,8 +46,8 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
             fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        Path(tmp).chmod(mode)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -95,7 +95,9 @@ class StateDir:
         try:
             data: dict[str, Any] = json.loads(self.state_file.read_text())
         except json.JSONDecodeError as exc:
-            raise UsageError(f"{self.state_file} is corrupt ({exc}); move it away to start over") from exc
+            raise UsageError(
+                f"{self.state_file} is corrupt ({exc}); move it away to start over"
+            ) from exc
         data.setdefault("phases", {})
         return data
 
@@ -124,7 +126,7 @@ class StateDir:
     def lock(self) -> Iterator[None]:
         """Hold the deployment lock: two commands never change one deployment at once."""
         self.ensure()
-        with open(self.root / "lock", "w") as fh:
+        with (self.root / "lock").open("w") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -144,7 +146,7 @@ class Run:
         self.id = run_id
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        self._record = open(path / "record.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._record = (path / "record.jsonl").open("a", encoding="utf-8")
 
     def record(self, kind: str, **fields: Any) -> None:
         entry = {"time": now(), "run": self.id, "kind": kind, **fields}

@@ -113,6 +113,7 @@ def run_playbook(
     Raises:
         AnsibleRunError: naming each failed host, task and the module's message.
         InterruptedRunError: when the user pressed Ctrl-C (the run is cancelled cleanly).
+
     """
     private_data_dir.mkdir(parents=True, exist_ok=True)
     run = PlaybookRun(status="running", rc=-1)
@@ -134,7 +135,9 @@ def run_playbook(
 
     env = dict(envvars or {})
     # ansible-playbook lives beside this interpreter (the venv), whether or not it is on PATH.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.environ["PATH"])])
+    env["PATH"] = os.pathsep.join(
+        [str(Path(sys.executable).parent), env.get("PATH", os.environ["PATH"])]
+    )
     cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:

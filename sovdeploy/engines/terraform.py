@@ -48,7 +48,9 @@ class PlanSummary:
         return bool(self.add or self.change or self.destroy)
 
     def describe(self) -> str:
-        return f"{len(self.add)} to add, {len(self.change)} to change, {len(self.destroy)} to destroy"
+        return (
+            f"{len(self.add)} to add, {len(self.change)} to change, {len(self.destroy)} to destroy"
+        )
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Workspace:
         sensitive: values passed only through ``TF_VAR_*`` in the environment, never on disk.
         backend: backend type and settings; ``local`` keeps state in ``workdir``.
         plugin_mirror: filesystem mirror of providers, or None when the module needs none.
+
     """
 
     workdir: Path
@@ -91,7 +94,9 @@ def terraform_bin() -> str:
         version = json.loads(proc.stdout)["terraform_version"]
         major, minor = (int(p) for p in version.split(".")[:2])
     except (ValueError, KeyError) as exc:
-        raise UsageError(f"cannot read the version of {path}: {proc.stdout or proc.stderr}") from exc
+        raise UsageError(
+            f"cannot read the version of {path}: {proc.stdout or proc.stderr}"
+        ) from exc
     if (major, minor) < MIN_VERSION:
         raise UsageError(f"{path} is Terraform {version}; sovdeploy needs >= 1.6")
     return path
@@ -145,12 +150,19 @@ def _cmd(tf: Terraform, command: str, *args: str, **options: Any) -> list[str]:
     return cmd
 
 
-def _run(ws: Workspace, cmd: Sequence[str], on_line: LineSink, ok: Sequence[int] = (0,)) -> tuple[int, str]:
+def _run(
+    ws: Workspace, cmd: Sequence[str], on_line: LineSink, ok: Sequence[int] = (0,)
+) -> tuple[int, str]:
     """Run ``cmd`` in the workspace, streaming lines, forwarding Ctrl-C once."""
     proc = subprocess.Popen(
-        cmd, cwd=ws.workdir, env=_env(ws), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+        cmd,
+        cwd=ws.workdir,
+        env=_env(ws),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lines: list[str] = []
 
     def pump() -> None:
@@ -195,9 +207,14 @@ def init(ws: Workspace, on_line: LineSink = _ignore) -> None:
 def plan(ws: Workspace, *, destroy: bool = False, on_line: LineSink = _ignore) -> PlanSummary:
     """Save a plan to ``ws.plan_file`` and return what it would do."""
     cmd = _cmd(
-        _tf(ws), "plan", input=False, no_color=IsFlagged, detailed_exitcode=IsFlagged,
-        out=str(ws.plan_file), destroy=IsFlagged if destroy else None,
-    )  # fmt: skip
+        _tf(ws),
+        "plan",
+        input=False,
+        no_color=IsFlagged,
+        detailed_exitcode=IsFlagged,
+        out=str(ws.plan_file),
+        destroy=IsFlagged if destroy else None,
+    )
     # -detailed-exitcode: 0 no changes, 2 changes present, 1 error.
     _run(ws, cmd, on_line, ok=(0, 2))
     return summarise(show(ws))
@@ -227,8 +244,9 @@ def summarise(plan_json: Mapping[str, Any]) -> PlanSummary:
 
 def apply(ws: Workspace, on_line: LineSink = _ignore) -> None:
     """Apply the plan saved by :func:`plan` (and nothing else)."""
-    cmd = _cmd(_tf(ws), "apply", str(ws.plan_file), input=False, no_color=IsFlagged,
-               auto_approve=IsFlagged)  # fmt: skip
+    cmd = _cmd(
+        _tf(ws), "apply", str(ws.plan_file), input=False, no_color=IsFlagged, auto_approve=IsFlagged
+    )
     _run(ws, cmd, on_line)
 
 
@@ -244,6 +262,7 @@ def outputs(ws: Workspace) -> dict[str, Any]:
 
 def destroy(ws: Workspace, on_line: LineSink = _ignore) -> None:
     # force=None: python-terraform would add the -force flag Terraform 1.x removed.
-    cmd = _cmd(_tf(ws), "destroy", input=False, no_color=IsFlagged, auto_approve=IsFlagged,
-               force=None)  # fmt: skip
+    cmd = _cmd(
+        _tf(ws), "destroy", input=False, no_color=IsFlagged, auto_approve=IsFlagged, force=None
+    )
     _run(ws, cmd, on_line)

@@ -23,8 +23,11 @@ def generate(dest: Path, hosts: int) -> Path:
         hv: dict[str, object] = {
             "ansible_host": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}",
             "sovdeploy_site": "ams1" if i % 2 else "fra1",
-            "sovdeploy_bmc": {"driver": "redfish", "address": f"https://bmc-{name}.oob",
-                              "boot_mac": f"52:54:00:{i // 65536:02x}:{i // 256 % 256:02x}:{i % 256:02x}"},
+            "sovdeploy_bmc": {
+                "driver": "redfish",
+                "address": f"https://bmc-{name}.oob",
+                "boot_mac": f"52:54:00:{i // 65536:02x}:{i // 256 % 256:02x}:{i % 256:02x}",
+            },
         }
         if group in ("compute", "k8s_worker"):
             hv["sovdeploy_hardware"] = {

@@ -33,19 +33,30 @@ def _missing() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(_missing() is not None, reason=str(_missing()))]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_missing() is not None, reason=str(_missing())),
+]
 
 
 def sovdeploy(*args: str, inv: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([SOVDEPLOY, *args, "-i", str(inv)], env=ENV, capture_output=True, text=True,
-                          check=False, timeout=900)
+    proc = subprocess.run(
+        [SOVDEPLOY, *args, "-i", str(inv)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
 
 def podman(*args: str) -> str:
-    return subprocess.run(["podman", *args], env=ENV, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["podman", *args], env=ENV, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def in_host(host: str, *cmd: str) -> str:
@@ -62,9 +73,11 @@ def sandbox(tmp_path_factory):
 
 
 def test_up_creates_and_converges_every_host(sandbox):
-    inv, first = sandbox
+    _inv, first = sandbox
     assert "provision done" in first.stdout and "baseline done" in first.stdout
-    running = podman("ps", "--filter", "label=sovdeploy.deployment=itest", "--format", "{{.Names}}").split()
+    running = podman(
+        "ps", "--filter", "label=sovdeploy.deployment=itest", "--format", "{{.Names}}"
+    ).split()
     assert sorted(running) == sorted(HOSTS)
     for host in HOSTS:
         identity = json.loads(in_host(host, "cat", "/etc/sovdeploy/deployment.json"))
@@ -77,9 +90,22 @@ def test_ansible_reaches_hosts_over_ssh(sandbox):
     inv, _ = sandbox
     generated = inv / ".sovdeploy" / "inventory.yml"
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible"), "all", "-i", str(inv), "-i", str(generated),
-         "-m", "ansible.builtin.command", "-a", "hostname"],
-        env=dict(ENV, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")), capture_output=True, text=True, check=False,
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "all",
+            "-i",
+            str(inv),
+            "-i",
+            str(generated),
+            "-m",
+            "ansible.builtin.command",
+            "-a",
+            "hostname",
+        ],
+        env=dict(ENV, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert all(f"{h} | CHANGED" in out.stdout for h in HOSTS)
@@ -89,9 +115,14 @@ def test_status_shows_every_phase_done(sandbox):
     inv, _ = sandbox
     status = json.loads(sovdeploy("status", "--json", inv=inv).stdout)
     assert {p["phase"]: p["status"] for p in status["phases"]} == {
-        "preflight": "done", "provision": "done", "baseline": "done"}
+        "preflight": "done",
+        "provision": "done",
+        "baseline": "done",
+    }
     assert {h["host"]: h["address"] for h in status["hosts"]} == {
-        "itest-ctl1": "10.89.41.10", "itest-cmp1": "10.89.41.11"}
+        "itest-ctl1": "10.89.41.10",
+        "itest-cmp1": "10.89.41.11",
+    }
 
 
 def test_second_up_changes_nothing_and_is_quick(sandbox):
@@ -114,10 +145,20 @@ def test_plan_on_a_converged_sandbox_changes_nothing(sandbox):
 
 def test_every_step_is_recorded(sandbox):
     inv, _ = sandbox
-    records = [json.loads(line) for f in (inv / ".sovdeploy/runs").glob("*/record.jsonl")
-               for line in f.read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for f in (inv / ".sovdeploy/runs").glob("*/record.jsonl")
+        for line in f.read_text().splitlines()
+    ]
     kinds = {r["kind"] for r in records}
-    assert {"command", "phase_start", "phase_end", "task", "terraform_plan", "terraform_apply"} <= kinds
+    assert {
+        "command",
+        "phase_start",
+        "phase_end",
+        "task",
+        "terraform_plan",
+        "terraform_apply",
+    } <= kinds
     tasks = [r for r in records if r["kind"] == "task"]
     assert {r["host"] for r in tasks} == set(HOSTS)
 
@@ -140,9 +181,14 @@ def test_failed_playbook_names_host_and_task_and_resumes(sandbox):
 
 def test_ctrl_c_stops_cleanly_and_the_next_up_resumes(sandbox):
     inv, _ = sandbox
-    proc = subprocess.Popen([SOVDEPLOY, "up", "--only", "baseline", "-i", str(inv)], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [SOVDEPLOY, "up", "--only", "baseline", "-i", str(inv)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:
@@ -163,7 +209,9 @@ def test_ctrl_c_stops_cleanly_and_the_next_up_resumes(sandbox):
 def test_down_removes_every_container(tmp_path_factory, sandbox):
     inv, _ = sandbox
     sovdeploy("down", "--yes", inv=inv)
-    left = podman("ps", "-a", "--filter", "label=sovdeploy.deployment=itest", "--format", "{{.Names}}")
+    left = podman(
+        "ps", "-a", "--filter", "label=sovdeploy.deployment=itest", "--format", "{{.Names}}"
+    )
     assert left.strip() == ""
     assert "sovdeploy-itest" not in podman("network", "ls", "--format", "{{.Name}}")
     status = json.loads(sovdeploy("status", "--json", inv=inv).stdout)

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / "terraform" / "modules"
 MIRROR = os.environ.get("SOVDEPLOY_TF_PLUGIN_MIRROR")
 
-pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not on PATH")
+pytestmark = pytest.mark.skipif(
+    shutil.which("terraform") is None, reason="terraform is not on PATH"
+)
 
 
 def tf(module: Path, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -21,9 +23,13 @@ def tf(module: Path, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[
     cli = tmp_path / "cli.tfrc"
     mirror = MIRROR or str(tmp_path / "no-mirror")
     Path(mirror).mkdir(exist_ok=True)
-    cli.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n}}\n')
+    cli.write_text(
+        f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n}}\n'
+    )
     env["TF_CLI_CONFIG_FILE"] = str(cli)
-    return subprocess.run(["terraform", *args], cwd=module, env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["terraform", *args], cwd=module, env=env, capture_output=True, text=True, check=False
+    )
 
 
 def test_fmt_is_clean(tmp_path):
@@ -32,15 +38,20 @@ def test_fmt_is_clean(tmp_path):
 
 
 def test_sandbox_hosts_native_tests(tmp_path):
-    init = tf(MODULES / "sandbox_hosts", "init", "-input=false", "-backend=false", tmp_path=tmp_path)
+    init = tf(
+        MODULES / "sandbox_hosts", "init", "-input=false", "-backend=false", tmp_path=tmp_path
+    )
     assert init.returncode == 0, init.stdout + init.stderr
     proc = tf(MODULES / "sandbox_hosts", "test", "-no-color", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "5 passed, 0 failed" in proc.stdout
 
 
-@pytest.mark.skipif(not MIRROR, reason="SOVDEPLOY_TF_PLUGIN_MIRROR is not set: no provider mirror "
-                    "holds openshift-metal3/ironic on this machine, and no registry is reachable")
+@pytest.mark.skipif(
+    not MIRROR,
+    reason="SOVDEPLOY_TF_PLUGIN_MIRROR is not set: no provider mirror "
+    "holds openshift-metal3/ironic on this machine, and no registry is reachable",
+)
 @pytest.mark.parametrize("command", [("validate", "-no-color"), ("test", "-no-color")])
 def test_baremetal_module(command, tmp_path):
     init = tf(MODULES / "baremetal", "init", "-input=false", "-backend=false", tmp_path=tmp_path)

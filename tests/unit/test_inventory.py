@@ -17,7 +17,9 @@ BROKEN = ROOT / "tests" / "inventories" / "broken"
 EXPECTED = yaml.safe_load((BROKEN / "expected.yml").read_text())
 
 
-@pytest.mark.parametrize("name", ["inventories/sandbox", "inventories/example-eu", "tests/inventories/minimal"])
+@pytest.mark.parametrize(
+    "name", ["inventories/sandbox", "inventories/example-eu", "tests/inventories/minimal"]
+)
 def test_shipped_inventories_validate(name):
     result = CliRunner().invoke(main, ["validate", "-i", str(ROOT / name)])
     assert result.exit_code == 0, result.output
@@ -52,7 +54,9 @@ def test_broken_inventory_fails_with_expected_messages(name):
 
 
 def test_every_problem_is_reported_at_once():
-    report = json.loads(CliRunner().invoke(main, ["validate", "--json", "-i", str(BROKEN / "unknown-keys")]).output)
+    report = json.loads(
+        CliRunner().invoke(main, ["validate", "--json", "-i", str(BROKEN / "unknown-keys")]).output
+    )
     unknown = [f for f in report["findings"] if f["code"] == "inventory.unknown_key"]
     assert len(unknown) == EXPECTED["unknown-keys-count"]
     assert all(f["file"] and f["line"] for f in unknown)
@@ -68,7 +72,9 @@ def test_deployment_wide_setting_on_a_group_is_refused(inventory_copy):
 
 
 def test_missing_inventory_is_a_clear_error(tmp_path):
-    result = CliRunner().invoke(main, ["validate", "-i", str(tmp_path / "nope")], terminal_width=400)
+    result = CliRunner().invoke(
+        main, ["validate", "-i", str(tmp_path / "nope")], terminal_width=400
+    )
     assert result.exit_code == 2
     assert "no such inventory" in result.output
 
@@ -95,8 +101,18 @@ def test_ansible_reads_the_same_files(tmp_path):
     import sys
 
     bindir = Path(sys.executable).parent
-    out = subprocess.run([str(bindir / "ansible-inventory"), "-i", str(ROOT / "inventories/example-eu"),
-                          "--host", "gpu01"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            str(bindir / "ansible-inventory"),
+            "-i",
+            str(ROOT / "inventories/example-eu"),
+            "--host",
+            "gpu01",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     hostvars = json.loads(out)
     assert hostvars["sovdeploy_site"] == "ams1"
     assert hostvars["sovdeploy_hardware"]["gpus"][0]["pci_id"] == "10de:2330"

@@ -38,7 +38,11 @@ def test_sandbox_waiver_applies_before_expiry_and_blocks_after():
 def test_allowed_jurisdictions_narrower_than_eu_refuses_other_member_states(inventory_copy):
     inv = inventory_copy("minimal")
     f = inv / "group_vars/all/sovdeploy.yml"
-    f.write_text(f.read_text().replace("sovdeploy_allowed_jurisdictions: [EU]", "sovdeploy_allowed_jurisdictions: [FR]"))
+    f.write_text(
+        f.read_text().replace(
+            "sovdeploy_allowed_jurisdictions: [EU]", "sovdeploy_allowed_jurisdictions: [FR]"
+        )
+    )
     with pytest.raises(InvalidInventoryError) as exc:
         load(inv)
     subjects = {x.subject for x in exc.value.findings}
@@ -59,8 +63,17 @@ def test_attestation_lists_every_component_and_store():
     report = policy.attestation(loaded.deployment, list(loaded.findings))
     assert report["compliant"] is True
     kinds = {p["kind"] for p in report["placements"]}
-    assert {"operator", "operator parent", "site", "host", "data store", "NTP server",
-            "DNS server", "log archive", "Terraform state"} <= kinds
+    assert {
+        "operator",
+        "operator parent",
+        "site",
+        "host",
+        "data store",
+        "NTP server",
+        "DNS server",
+        "log archive",
+        "Terraform state",
+    } <= kinds
     stores = [p for p in report["placements"] if p["kind"] == "data store"]
     assert any(p["detail"].startswith("etcd") and p["country"] in ("NL", "DE") for p in stores)
     assert all(p["in_jurisdiction"] for p in report["placements"] if p["country"])
@@ -68,12 +81,17 @@ def test_attestation_lists_every_component_and_store():
 
 def test_jurisdiction_report_cli():
     runner = CliRunner()
-    result = runner.invoke(main, ["jurisdiction", "report", "--json", "-i", str(ROOT / "inventories/sandbox")])
+    result = runner.invoke(
+        main, ["jurisdiction", "report", "--json", "-i", str(ROOT / "inventories/sandbox")]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     debian = next(p for p in report["placements"] if p["subject"] == "artifact_sources.debian")
     assert debian["in_jurisdiction"] is False and debian["waived"] is True
-    table = runner.invoke(main, ["jurisdiction", "report", "-i", str(ROOT / "inventories/sandbox")],
-                          terminal_width=200)
+    table = runner.invoke(
+        main,
+        ["jurisdiction", "report", "-i", str(ROOT / "inventories/sandbox")],
+        terminal_width=200,
+    )
     assert table.exit_code == 0
     assert "Jurisdiction attestation" in table.output and "waived" in table.output

@@ -15,13 +15,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def sandbox_ws(tmp_path, **inputs):
     base = {
-        "deployment": "unit", "network": "unit-net", "subnet": "10.89.77.0/24",
-        "image": "img", "ssh_authorized_keys": "/tmp/k", "containers_conf": "/tmp/c",
+        "deployment": "unit",
+        "network": "unit-net",
+        "subnet": "10.89.77.0/24",
+        "image": "img",
+        "ssh_authorized_keys": "/tmp/k",
+        "containers_conf": "/tmp/c",
         "hosts": [{"name": "a1", "groups": ["control"]}, {"name": "b1", "groups": ["compute"]}],
     }
     base.update(inputs)
-    return terraform.Workspace(workdir=tmp_path / "ws", module=ROOT / "terraform/modules/sandbox_hosts",
-                               inputs=base)
+    return terraform.Workspace(
+        workdir=tmp_path / "ws", module=ROOT / "terraform/modules/sandbox_hosts", inputs=base
+    )
 
 
 def test_plan_reports_what_would_be_created(tmp_path):
@@ -29,9 +34,11 @@ def test_plan_reports_what_would_be_created(tmp_path):
     terraform.init(ws)
     summary = terraform.plan(ws)
     assert summary.changes
-    assert set(summary.add) == {"module.this.terraform_data.network",
-                                'module.this.terraform_data.host["a1"]',
-                                'module.this.terraform_data.host["b1"]'}
+    assert set(summary.add) == {
+        "module.this.terraform_data.network",
+        'module.this.terraform_data.host["a1"]',
+        'module.this.terraform_data.host["b1"]',
+    }
     assert summary.describe() == "3 to add, 0 to change, 0 to destroy"
     assert ws.plan_file.exists()
 
