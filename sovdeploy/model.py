@@ -47,15 +47,15 @@ class Site(Strict):
 class Parent(Strict):
     """A company that controls the operator, directly or further up."""
 
-    name: str
+    name: str = Field(description="registered name")
     country: CountryCode = Field(description="country whose law governs this company")
 
 
 class Operator(Strict):
     """The legal entity that runs the deployment, and who controls it."""
 
-    name: str
-    country: CountryCode
+    name: str = Field(description="registered name")
+    country: CountryCode = Field(description="country of establishment")
     parents: tuple[Parent, ...] = Field(default=(), description="controlling companies")
 
 
@@ -81,24 +81,26 @@ class ArtifactSource(Strict):
 class Server(Strict):
     """An NTP or DNS server."""
 
-    host: str
-    country: CountryCode
+    host: str = Field(description="host name or address")
+    country: CountryCode = Field(description="country the server is in")
 
 
 class LogArchive(Strict):
     """S3-compatible WORM archive for the ledger (Object Lock)."""
 
-    endpoint: str
-    bucket: str
-    country: CountryCode
+    endpoint: str = Field(description="S3 endpoint URL")
+    bucket: str = Field(description="bucket with Object Lock enabled")
+    country: CountryCode = Field(description="country the archive is in")
     retention_days: int = Field(default=183, ge=183, description="Object Lock retention; >= 183")
 
 
 class TerraformBackend(Strict):
     """Where Terraform keeps its state. ``local`` keeps it in the state dir."""
 
-    type: Literal["local", "s3", "http", "pg"] = "local"
-    config: dict[str, str | int | bool] = Field(default_factory=dict)
+    type: Literal["local", "s3", "http", "pg"] = Field(default="local", description="backend type")
+    config: dict[str, str | int | bool] = Field(
+        default_factory=dict, description="backend settings, as in a backend block"
+    )
     country: CountryCode | None = Field(
         default=None, description="required for any backend but local"
     )
@@ -109,16 +111,18 @@ class Waiver(Strict):
 
     rule: str = Field(description="the finding code it waives, e.g. jurisdiction.artifact_source")
     subject: str = Field(description="what it applies to, as printed in the finding")
-    reason: str = Field(min_length=10)
-    expires: dt.date
+    reason: str = Field(min_length=10, description="why the exception is accepted")
+    expires: dt.date = Field(description="last day it applies (YYYY-MM-DD)")
 
 
 class Sandbox(Strict):
     """Settings for the sandbox provisioner (podman containers on this machine)."""
 
-    network: Name = "sovdeploy-sandbox"
+    network: Name = Field(default="sovdeploy-sandbox", description="podman network name")
     subnet: str = Field(default="10.89.40.0/24", description="IPv4 CIDR of the podman network")
-    image: str = "localhost/sovdeploy/debian13-sandbox:latest"
+    image: str = Field(
+        default="localhost/sovdeploy/debian13-sandbox:latest", description="host image"
+    )
     privileged: bool = Field(default=True, description="run hosts as privileged containers")
     apt_cache: str | None = Field(
         default="/var/cache/sovdeploy/apt", description="host dir bind-mounted as the apt cache"
@@ -200,16 +204,22 @@ class Settings(Strict):
     allowed_jurisdictions: tuple[str, ...] = Field(
         min_length=1, description="ISO 3166-1 alpha-2 codes, or EU / EEA"
     )
-    sites: dict[str, Site] = Field(min_length=1)
-    operator: Operator
-    artifact_sources: dict[str, ArtifactSource] = Field(min_length=1)
-    ntp_servers: tuple[Server, ...] = Field(min_length=1)
-    dns_servers: tuple[Server, ...] = Field(min_length=1)
-    log_archive: LogArchive
-    terraform_backend: TerraformBackend = TerraformBackend()
-    provisioner: Provisioner = Provisioner.SANDBOX
-    sandbox: Sandbox = Sandbox()
-    waivers: tuple[Waiver, ...] = ()
+    sites: dict[str, Site] = Field(min_length=1, description="sites by name")
+    operator: Operator = Field(description="the legal entity running the deployment")
+    artifact_sources: dict[str, ArtifactSource] = Field(
+        min_length=1, description="every place packages, images and providers come from"
+    )
+    ntp_servers: tuple[Server, ...] = Field(min_length=1, description="time sources")
+    dns_servers: tuple[Server, ...] = Field(min_length=1, description="resolvers")
+    log_archive: LogArchive = Field(description="WORM archive of the ledger")
+    terraform_backend: TerraformBackend = Field(
+        default=TerraformBackend(), description="where Terraform state lives"
+    )
+    provisioner: Provisioner = Field(
+        default=Provisioner.SANDBOX, description="sandbox (podman) or baremetal (Ironic)"
+    )
+    sandbox: Sandbox = Field(default=Sandbox(), description="sandbox provisioner settings")
+    waivers: tuple[Waiver, ...] = Field(default=(), description="time-limited policy exceptions")
 
 
 #: Per-host ``sovdeploy_*`` variables (host_vars); everything else is deployment-wide.

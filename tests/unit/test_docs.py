@@ -1,0 +1,24 @@
+"""The README's inventory reference is the one generated from the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sovdeploy.docs import BEGIN, END, reference
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_reference_is_current():
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.index(BEGIN), readme.index(END) + len(END)
+    assert readme[start:end] == reference(), "regenerate it: python -m sovdeploy.docs"
+
+
+def test_readme_leads_with_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```sh", 1)[1].split("```", 1)[0]
+    assert [line.split()[:2] for line in first_block.strip().splitlines()] == [
+        ["make", "up"],
+        ["make", "test"],
+    ]
