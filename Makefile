@@ -63,7 +63,9 @@ unit: venv
 terraform-test: venv
 	pytest -q tests/integration/test_terraform.py
 
+# Each scenario's hosts keep their own apt cache (see .config/molecule/config.yml).
 molecule: image
+	mkdir -p $(APT_CACHE)/molecule-default/partial
 	cd roles/host_baseline && molecule test
 
 integration: image
