@@ -25,7 +25,7 @@ from sovdeploy import sandbox
 from sovdeploy.engines import ansible, terraform
 from sovdeploy.errors import InterruptedRunError, UsageError
 from sovdeploy.inventory import LoadedInventory, digest_files
-from sovdeploy.model import Provisioner
+from sovdeploy.model import Deployment, Provisioner
 from sovdeploy.paths import containers_conf, project_root
 from sovdeploy.progress import Progress
 from sovdeploy.state import PhaseRecord, Run, StateDir, atomic_write, now
@@ -79,7 +79,12 @@ def _preflight_plan(ctx: Context) -> str:
 
 
 def _apt_mirror(ctx: Context) -> str:
-    for source in ctx.deployment.settings.artifact_sources.values():
+    return apt_mirror(ctx.deployment)
+
+
+def apt_mirror(deployment: Deployment) -> str:
+    """The URL of the deployment's declared apt source."""
+    for source in deployment.settings.artifact_sources.values():
         if source.kind == "apt":
             return str(source.url)
     raise UsageError("the inventory declares no artifact source of kind 'apt'")
