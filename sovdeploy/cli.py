@@ -317,13 +317,9 @@ def sandbox_image(inventory: Path, rebuild: bool) -> None:
     from sovdeploy import sandbox as sb
 
     loaded = inv.load(inventory)
-    mirrors = [
-        s.url for s in loaded.deployment.settings.artifact_sources.values() if s.kind == "apt"
-    ]
-    if not mirrors:
-        err.print("[red]error:[/red] the inventory declares no artifact source of kind 'apt'")
-        sys.exit(2)
     ref = sb.build_image(
-        mirrors[0], rebuild=rebuild, log=lambda line: out.print(line, markup=False)
+        phases.apt_mirror(loaded.deployment),
+        rebuild=rebuild,
+        log=lambda line: out.print(line, markup=False),
     )
     out.print(ref, markup=False)
