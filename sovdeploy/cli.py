@@ -70,7 +70,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             err.print("[yellow]interrupted[/yellow]. Run the same command again to resume.")
             sys.exit(EXIT_INTERRUPTED)
         except SovdeployError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
             sys.exit(exc.exit_code)
 
     return wrapper
@@ -151,8 +151,13 @@ def jurisdiction_report(inventory: Path, as_json: bool) -> None:
 
 
 @contextlib.contextmanager
-def _context(inventory: Path, verbose: int, command: str) -> Iterator[phases.Context]:
+def _context(
+    inventory: Path, verbose: int, command: str, secrets: str = "check"
+) -> Iterator[phases.Context]:
     loaded = inv.load(inventory)
+    if secrets != "skip":
+        create = secrets == "create" and loaded.deployment.settings.provisioner.value == "sandbox"
+        loaded = phases.prepare_secrets(loaded, create=create)
     state = StateDir(loaded.path)
     with state.lock():
         run = state.new_run()
@@ -191,7 +196,7 @@ def up(inventory: Path, from_phase: str | None, only_phase: str | None, verbose:
 
     Resumes after the last phase completed with the same inputs.
     """
-    with _context(inventory, verbose, "up") as ctx:
+    with _context(inventory, verbose, "up", secrets="create") as ctx:
         ran = phases.up(ctx, start=from_phase, only=only_phase)
     changed = [p for p in ran if p != "preflight"]
     out.print(
@@ -298,9 +303,55 @@ def down(inventory: Path, yes: bool, verbose: int) -> None:
     ):
         err.print("aborted; nothing was destroyed")
         sys.exit(1)
-    with _context(inventory, verbose, "down") as ctx:
+    with _context(inventory, verbose, "down", secrets="skip") as ctx:
         phases.down(ctx)
     out.print(f"[green]down[/green]: {loaded.deployment.name}")
+
+
+@main.group("secrets")
+def secrets_group() -> None:
+    """The deployment's generated secrets (an ansible-vault file in the inventory)."""
+
+
+@secrets_group.command("generate")
+@options.inventory
+@handle_errors
+def secrets_generate(inventory: Path) -> None:
+    """Add the secrets the roles need and the vault lacks; keep every existing one.
+
+    Creates the vault password file (outside the repository) if there is none.
+    """
+    from sovdeploy import secrets as sec
+
+    loaded = inv.load(inventory)
+    password_file = loaded.vault_password_file or sec.password_file(loaded.deployment.name)
+    if sec.ensure_password_file(password_file):
+        out.print(f"created the vault password file {password_file} (keep it safe)", markup=False)
+    added = sec.generate(loaded.path, sec.read_password(password_file), sec.required())
+    vault = sec.vault_file(loaded.path)
+    for name in added:
+        out.print(f"  + {name}", markup=False)
+    out.print(f"{vault}: {len(added)} secret(s) added", markup=False)
+
+
+@secrets_group.command("list")
+@options.inventory
+@handle_errors
+def secrets_list(inventory: Path) -> None:
+    """List the secrets the roles need and whether the vault has each (never the values)."""
+    from sovdeploy import secrets as sec
+
+    loaded = inv.load(inventory)
+    vault = sec.vault_file(loaded.path)
+    have: set[str] = set()
+    if loaded.vault_password_file is not None:
+        have = set(sec.decrypt(vault, sec.read_password(loaded.vault_password_file)))
+    table = Table(title=f"secrets of {loaded.deployment.name} ({vault})")
+    for col in ("variable", "role", "in vault"):
+        table.add_column(col)
+    for name, secret in sorted(sec.required().items()):
+        table.add_row(name, secret.role, "yes" if name in have else "[red]missing[/red]")
+    out.print(table)
 
 
 @main.group()

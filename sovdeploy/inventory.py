@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from sovdeploy import secrets
 from sovdeploy.errors import InvalidInventoryError
 from sovdeploy.findings import Finding, Severity
 from sovdeploy.findings import locate as _locate
@@ -41,6 +42,8 @@ class LoadedInventory:
     deployment: Deployment
     findings: tuple[Finding, ...]
     digest: str
+    #: The vault password file, when the inventory has a vault (``secrets.vault_file``).
+    vault_password_file: Path | None = None
 
 
 class _LenientLoader(yaml.SafeLoader):
@@ -184,7 +187,7 @@ def _pydantic_findings(
 class _Loaded:
     """Raw ansible objects for one inventory: groups, hosts and their own (unmerged) vars."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, vault_password: bytes | None = None) -> None:
         from ansible import constants as C  # noqa: N812  (ansible's own idiom)
         from ansible.inventory.manager import InventoryManager
         from ansible.parsing.dataloader import DataLoader
@@ -194,6 +197,10 @@ class _Loaded:
         C.INVENTORY_ANY_UNPARSED_IS_FAILED = True
         C.INVENTORY_UNPARSED_IS_FAILED = True
         self.loader = DataLoader()
+        if vault_password is not None:
+            from ansible.parsing.vault import VaultSecret
+
+            self.loader.set_vault_secrets([("default", VaultSecret(vault_password))])
         self.sources = [str(path)]
         self.manager = InventoryManager(loader=self.loader, sources=self.sources)
         self._plugin_vars = get_vars_from_inventory_sources
@@ -233,7 +240,51 @@ def _origin(obj: Any, entity: str) -> str:
     return file or entity
 
 
-def load(path: Path | str, today: dt.date | None = None) -> LoadedInventory:
+def peek_deployment(path: Path) -> str | None:
+    """``sovdeploy_deployment`` read from the plain files of ``group_vars/all``.
+
+    The vault password file is named after the deployment, and the vault must be
+    opened before ansible-core can read the inventory: so the name is read first.
+    """
+    candidates = [path / "group_vars" / "all.yml", path / "group_vars" / "all.yaml"]
+    all_dir = path / "group_vars" / "all"
+    if all_dir.is_dir():
+        candidates += sorted(all_dir.glob("*.y*ml"))
+    for f in candidates:
+        if not f.is_file() or f.name == secrets.VAULT_RELPATH.name:
+            continue
+        data = yaml.load(f.read_text(encoding="utf-8"), Loader=_LenientLoader)  # noqa: S506
+        if isinstance(data, dict) and isinstance(data.get(PREFIX + "deployment"), str):
+            return str(data[PREFIX + "deployment"])
+    return None
+
+
+def _open_vault(path: Path, password_file: Path | None) -> tuple[bytes | None, Path | None]:
+    vault = secrets.vault_file(path)
+    if not vault.exists():
+        return None, None
+    password_file = password_file or secrets.password_file(peek_deployment(path) or path.name)
+    try:
+        password = secrets.read_password(password_file)
+        secrets.decrypt(vault, password)
+    except secrets.VaultError as exc:
+        raise InvalidInventoryError(
+            [
+                Finding(
+                    code="secrets.vault",
+                    message=str(exc),
+                    file=str(vault),
+                    hint="the password file is named by SOVDEPLOY_VAULT_PASSWORD_FILE, or is "
+                    "~/.config/sovdeploy/vault/<deployment>.pass",
+                )
+            ]
+        ) from None
+    return password, password_file
+
+
+def load(
+    path: Path | str, today: dt.date | None = None, vault_password_file: Path | None = None
+) -> LoadedInventory:
     """Load, check and model the inventory at ``path``.
 
     Raises:
@@ -253,8 +304,9 @@ def load(path: Path | str, today: dt.date | None = None) -> LoadedInventory:
     syntax = _syntax_findings(files)
     if syntax:
         raise InvalidInventoryError(syntax)
+    password, password_file = _open_vault(path, vault_password_file)
     try:
-        loaded = _Loaded(path)
+        loaded = _Loaded(path, password)
     except AnsibleError as exc:
         raise InvalidInventoryError([_ansible_finding(exc, path)]) from exc
 
@@ -289,7 +341,11 @@ def load(path: Path | str, today: dt.date | None = None) -> LoadedInventory:
     if errors or deployment is None or len(hosts) != len(host_raw):
         raise InvalidInventoryError(findings)
     return LoadedInventory(
-        path=path, deployment=deployment, findings=tuple(findings), digest=digest_files(files, path)
+        path=path,
+        deployment=deployment,
+        findings=tuple(findings),
+        digest=digest_files(files, path),
+        vault_password_file=password_file,
     )
 
 

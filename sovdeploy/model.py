@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
+from ipaddress import IPv4Address
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -92,6 +93,21 @@ class LogArchive(Strict):
     bucket: str = Field(description="bucket with Object Lock enabled")
     country: CountryCode = Field(description="country the archive is in")
     retention_days: int = Field(default=183, ge=183, description="Object Lock retention; >= 183")
+
+
+class Endpoint(Strict):
+    """Where clients reach the cloud's APIs: HAProxy, with TLS from the deployment's CA."""
+
+    address: IPv4Address = Field(
+        description="API address: a free address that keepalived moves between controllers, "
+        "or the controller's own address where there is only one"
+    )
+    name: str | None = Field(
+        default=None, description="DNS name of the APIs (in the certificate and the catalog)"
+    )
+    interface: str | None = Field(
+        default=None, description="interface keepalived puts the address on (multi-controller)"
+    )
 
 
 class TerraformBackend(Strict):
@@ -212,6 +228,9 @@ class Settings(Strict):
     ntp_servers: tuple[Server, ...] = Field(min_length=1, description="time sources")
     dns_servers: tuple[Server, ...] = Field(min_length=1, description="resolvers")
     log_archive: LogArchive = Field(description="WORM archive of the ledger")
+    endpoint: Endpoint | None = Field(
+        default=None, description="the API endpoint; needed once OpenStack is deployed"
+    )
     terraform_backend: TerraformBackend = Field(
         default=TerraformBackend(), description="where Terraform state lives"
     )

@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from sovdeploy import sandbox
+from sovdeploy import inventory as inv
+from sovdeploy import sandbox, secrets
 from sovdeploy.engines import ansible, terraform
 from sovdeploy.errors import InterruptedRunError, UsageError
 from sovdeploy.inventory import LoadedInventory, digest_files
@@ -100,6 +101,29 @@ def _ensure_ssh_key(state: StateDir) -> None:
         check=True,
     )
     shutil.copyfile(key.with_suffix(".pub"), key.parent / "authorized_keys")
+
+
+def prepare_secrets(loaded: LoadedInventory, *, create: bool) -> LoadedInventory:
+    """Make sure the vault holds every secret the roles need, before any host is touched.
+
+    With ``create`` (``up`` on the sandbox) a missing vault and password file are
+    generated; otherwise a missing vault or secret is an error naming the command
+    that adds it. Returns the inventory reloaded when the vault changed.
+    """
+    needed = secrets.required()
+    vault = secrets.vault_file(loaded.path)
+    password_file = loaded.vault_password_file or secrets.password_file(loaded.deployment.name)
+    if not vault.exists():
+        if not create:
+            raise secrets.VaultError(
+                f"the inventory has no vault ({vault}); create it with "
+                f"`sovdeploy secrets generate -i {loaded.path}`"
+            )
+        secrets.ensure_password_file(password_file)
+        secrets.generate(loaded.path, secrets.read_password(password_file), needed)
+        return inv.load(loaded.path, vault_password_file=password_file)
+    secrets.check(loaded.path, secrets.read_password(password_file), needed)
+    return loaded
 
 
 # -- provision -----------------------------------------------------------------
@@ -221,13 +245,16 @@ def _inventories(ctx: Context) -> list[Path]:
     return sources
 
 
-def _ansible_env() -> dict[str, str]:
+def _ansible_env(ctx: Context) -> dict[str, str]:
     root = project_root()
-    return {
+    env = {
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         "ANSIBLE_ROLES_PATH": str(root / "roles"),
         "ANSIBLE_FORCE_COLOR": "0",
     }
+    if ctx.inventory.vault_password_file is not None:
+        env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(ctx.inventory.vault_password_file)
+    return env
 
 
 def playbook_phase(name: str, *, check: bool) -> Callable[[Context], str]:
@@ -252,7 +279,7 @@ def playbook_phase(name: str, *, check: bool) -> Callable[[Context], str]:
             _inventories(ctx),
             ctx.run.path / (("check-" if check else "") + name),
             ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
-            envvars=_ansible_env(),
+            envvars=_ansible_env(ctx),
             check=check,
             diff=check,
         )
@@ -280,6 +307,12 @@ PHASES: tuple[Phase, ...] = (
         "apt sources, time, sysctl and identity on every host (Ansible)",
         playbook_phase("baseline", check=False),
         playbook_phase("baseline", check=True),
+    ),
+    Phase(
+        "openstack",
+        "CA, MariaDB, RabbitMQ, memcached, HAProxy and the OpenStack services (Ansible)",
+        playbook_phase("openstack", check=False),
+        playbook_phase("openstack", check=True),
     ),
 )
 PHASE_NAMES = tuple(p.name for p in PHASES)

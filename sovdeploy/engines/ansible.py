@@ -63,11 +63,15 @@ def _message(res: Mapping[str, Any]) -> str:
     items = [r for r in res.get("results", []) or [] if isinstance(r, Mapping) and r.get("failed")]
     if items:
         return "; ".join(_message(r) for r in items)
-    for key in ("msg", "stderr", "module_stderr", "reason"):
-        value = res.get(key)
-        if value:
-            return str(value).strip().splitlines()[-1][:500] if key != "msg" else str(value)[:1000]
-    return "no message"
+    msg = str(res.get("msg") or res.get("reason") or "").strip()[:1000]
+    # What the failing program printed says why; the module's msg often only says that.
+    for key in ("stderr", "module_stderr", "stdout"):
+        value = str(res.get(key) or "").strip()
+        if value and value not in msg:
+            lines = value.splitlines()[-5:]
+            detail = " | ".join(line.strip() for line in lines)[:800]
+            return f"{msg}: {detail}" if msg else detail
+    return msg or "no message"
 
 
 def _to_result(event: Mapping[str, Any]) -> TaskResult | None:

@@ -11,16 +11,35 @@ ROOT = Path(__file__).resolve().parents[2]
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir())
 
 
+ROLE_NAMES = {p.name for p in ROLES}
+
+
+def _is_secret(spec):
+    return bool(spec.get("no_log") and spec.get("required"))
+
+
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_argument_specs_match_defaults(role):
-    specs = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]
-    options = specs["options"]
+    entries = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]
     defaults = yaml.safe_load((role / "defaults/main.yml").read_text()) or {}
-    assert set(options) == set(defaults), set(options) ^ set(defaults)
-    for name, spec in options.items():
-        assert name.startswith(f"{role.name}_"), f"{name} is not prefixed with {role.name}_"
-        assert spec.get("description"), f"{name} has no description"
-        assert spec.get("type"), f"{name} has no type"
+    public = {
+        name
+        for specs in entries.values()
+        for name, spec in (specs.get("options") or {}).items()
+        if not _is_secret(spec) and not spec.get("required")
+    }
+    # Secrets and required inputs have no default; every other option has one.
+    assert public == set(defaults), public ^ set(defaults)
+    for entry, specs in entries.items():
+        options = specs.get("options") or {}
+        for name, spec in options.items():
+            owner = name.split("_")[0] if _is_secret(spec) else role.name
+            # A secret may be another role's (the CA key, Keystone's admin password).
+            assert name.startswith(f"{role.name}_") or (
+                _is_secret(spec) and any(name.startswith(f"{r}_") for r in ROLE_NAMES)
+            ), f"{entry}: {name} is not prefixed with {role.name}_ ({owner})"
+            assert spec.get("description"), f"{entry}: {name} has no description"
+            assert spec.get("type"), f"{entry}: {name} has no type"
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)

@@ -51,3 +51,10 @@ def test_identity_names_the_deployment(host):
     assert identity["country"] == "DE"
     assert identity["apt_mirror"] == "http://deb.debian.org/debian"
     assert identity["roles"] == ["control", "network", "storage"]
+
+
+def test_package_installs_do_not_start_services(host):
+    # invoke-rc.d asks policy-rc.d; 101 means "action forbidden".
+    assert host.run("/usr/sbin/policy-rc.d memcached start").rc == 101
+    result = host.run("invoke-rc.d --query chrony start")
+    assert result.rc == 101, result.stdout + result.stderr
