@@ -1,0 +1,33 @@
+"""The database and vhost entry points give a service working, confined credentials."""
+
+
+def _address(host):
+    return host.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"][
+        "address"
+    ]
+
+
+def test_service_user_reaches_its_database_over_tcp(host):
+    addr = _address(host)
+    result = host.run(
+        "mariadb -h %s -P 13306 -u probe -pprobe-db-pw --batch --skip-column-names -e %s",
+        addr,
+        "SELECT DATABASE(); USE probe; CREATE TABLE IF NOT EXISTS t (i INT); SELECT 1;",
+    )
+    assert result.rc == 0, result.stderr
+
+
+def test_service_user_cannot_read_other_databases(host):
+    addr = _address(host)
+    result = host.run(
+        "mariadb -h %s -P 13306 -u probe -pprobe-db-pw -e %s", addr, "SELECT * FROM mysql.user"
+    )
+    assert result.rc != 0
+    assert "denied" in result.stderr
+
+
+def test_rabbitmq_user_authenticates_and_owns_its_vhost(host):
+    assert host.run("rabbitmqctl authenticate_user probe probe-mq-pw").rc == 0
+    assert host.run("rabbitmqctl authenticate_user probe wrong").rc != 0
+    perms = host.run("rabbitmqctl list_user_permissions probe --formatter json").stdout
+    assert '"vhost":"probe"' in perms.replace(" ", "")
