@@ -308,6 +308,22 @@ def down(inventory: Path, yes: bool, verbose: int) -> None:
     out.print(f"[green]down[/green]: {loaded.deployment.name}")
 
 
+@main.command()
+@options.inventory
+@options.verbose
+@handle_errors
+def verify(inventory: Path, verbose: int) -> None:
+    """Check the cloud as a new user would, through its API; clean up after.
+
+    Token, catalog, a locally built image, flavor, network, subnet, router, port, a
+    server that boots, a volume attached to it. Each check prints pass or fail with
+    its time. Also the last phase of `up`.
+    """
+    with _context(inventory, verbose, "verify") as ctx:
+        phases.up(ctx, only="verify")
+    out.print(f"[green]verified[/green]: {ctx.deployment.name}")
+
+
 @main.group("secrets")
 def secrets_group() -> None:
     """The deployment's generated secrets (an ansible-vault file in the inventory)."""

@@ -291,6 +291,78 @@ def playbook_phase(name: str, *, check: bool) -> Callable[[Context], str]:
     return run
 
 
+# -- openstack and verify ----------------------------------------------------------
+
+
+def _has_openstack(ctx: Context) -> bool:
+    return ctx.deployment.settings.endpoint is not None and any(
+        "control" in h.roles for h in ctx.deployment.hosts
+    )
+
+
+def _openstack(ctx: Context) -> str:
+    summary = playbook_phase("openstack", check=False)(ctx)
+    if _has_openstack(ctx):
+        clouds, _ = write_clouds(ctx)
+        summary += f"; credentials in {clouds}"
+    return summary
+
+
+def write_clouds(ctx: Context) -> tuple[Path, Path]:
+    """clouds.yaml and secure.yaml for the operator, from the vault's admin password."""
+    from sovdeploy import verify
+
+    s = ctx.deployment.settings
+    assert s.endpoint is not None
+    password_file = ctx.inventory.vault_password_file
+    if password_file is None:
+        raise UsageError("the inventory has no vault; run `sovdeploy secrets generate`")
+    values = secrets.decrypt(
+        secrets.vault_file(ctx.inventory.path), secrets.read_password(password_file)
+    )
+    return verify.write_clouds_yaml(
+        ctx.state.root,
+        cloud=s.deployment,
+        endpoint=s.endpoint.name or str(s.endpoint.address),
+        region=s.region,
+        ca_file=ctx.state.root / "pki" / "ca.crt",
+        password=str(values["keystone_admin_password"]),
+    )
+
+
+def _verify(ctx: Context) -> str:
+    from sovdeploy import guest, verify
+
+    if not _has_openstack(ctx):
+        return "no OpenStack in this inventory (no endpoint or no control hosts): nothing to verify"
+    s = ctx.deployment.settings
+    clouds, secure = write_clouds(ctx)
+    if not sandbox.image_exists(s.sandbox.image):
+        ctx.progress.step("building the sandbox base image (for the guest image)")
+        sandbox.build_image(_apt_mirror(ctx), log=ctx.progress.step)
+    ctx.progress.step("building the guest image")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sovdeploy"
+    apt_cache = Path(s.sandbox.apt_cache) / "guest-image" if s.sandbox.apt_cache else None
+    image = guest.build(cache, s.sandbox.image, apt_cache)
+
+    def report(check: verify.Check) -> None:
+        mark = "pass" if check.ok else "FAIL"
+        detail = f": {check.detail}" if check.detail else ""
+        ctx.progress.note(f"{mark} {check.name} ({check.seconds:.1f}s){detail}", check.ok)
+        ctx.run.record(
+            "verify_check", check=check.name, ok=check.ok, seconds=round(check.seconds, 2)
+        )
+
+    conn = verify.connect(clouds, secure, s.deployment)
+    result = verify.Verifier(conn, image, f"sovdeploy-verify-{ctx.run.id[-6:]}-", report).run()
+    failed = [c for c in result.checks if not c.ok]
+    if failed:
+        raise verify.VerifyError(
+            "verify failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        )
+    return f"{len(result.checks)} check(s) passed"
+
+
 # -- the table ------------------------------------------------------------------
 
 PHASES: tuple[Phase, ...] = (
@@ -311,8 +383,14 @@ PHASES: tuple[Phase, ...] = (
     Phase(
         "openstack",
         "CA, MariaDB, RabbitMQ, memcached, HAProxy and the OpenStack services (Ansible)",
-        playbook_phase("openstack", check=False),
+        _openstack,
         playbook_phase("openstack", check=True),
+    ),
+    Phase(
+        "verify",
+        "use the cloud as a new user would: token, catalog, image, network, server, volume",
+        _verify,
+        lambda ctx: "verify runs against a deployed cloud only",
     ),
 )
 PHASE_NAMES = tuple(p.name for p in PHASES)

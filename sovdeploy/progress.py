@@ -78,6 +78,14 @@ class Progress:
         elif self.verbosity > 0:
             self.console.print(f"  {detail}", markup=False, highlight=False)
 
+    def note(self, line: str, ok: bool) -> None:
+        """A line that always shows, above the live panel: a check that passed or failed."""
+        text = Text(f"  {line}", style="green" if ok else "red")
+        if self._live is not None:
+            self._live.console.print(text)
+        else:
+            self.console.print(text)
+
     def task_start(self, task: str) -> None:
         if self.current is None:
             return
