@@ -64,9 +64,12 @@ terraform-test: venv
 	pytest -q tests/integration/test_terraform.py
 
 # Each scenario's hosts keep their own apt cache (see .config/molecule/config.yml).
+# Every role that has its own scenario, one after another (they share the instance name).
+MOLECULE_ROLES = $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 molecule: image
 	mkdir -p $(APT_CACHE)/molecule-default/partial
-	cd roles/host_baseline && molecule test
+	@set -e; for role in $(MOLECULE_ROLES); do \
+		echo "== molecule: $$role"; (cd roles/$$role && molecule test); done
 
 integration: image
 	pytest -q tests/integration/test_sandbox.py
