@@ -330,6 +330,28 @@ def write_clouds(ctx: Context) -> tuple[Path, Path]:
     )
 
 
+def _leak_check(ctx: Context) -> Any:
+    """No generated secret appears in any run record or ansible-runner artifact."""
+    from sovdeploy import verify
+
+    started = time.monotonic()
+    password_file = ctx.inventory.vault_password_file
+    assert password_file is not None
+    values = secrets.decrypt(
+        secrets.vault_file(ctx.inventory.path), secrets.read_password(password_file)
+    )
+    leaks = secrets.scan(ctx.state.root / "runs", values)
+    names = sorted({name for name, _ in leaks})
+    detail = (
+        f"{len(leaks)} file(s) hold {', '.join(names)}; first: {leaks[0][1]}"
+        if leaks
+        else f"{len(values)} secrets, none found"
+    )
+    return verify.Check(
+        "no secret in any run record", not leaks, time.monotonic() - started, detail
+    )
+
+
 def _verify(ctx: Context) -> str:
     from sovdeploy import guest, verify
 
@@ -355,6 +377,8 @@ def _verify(ctx: Context) -> str:
 
     conn = verify.connect(clouds, secure, s.deployment)
     result = verify.Verifier(conn, image, f"sovdeploy-verify-{ctx.run.id[-6:]}-", report).run()
+    result.checks.append(_leak_check(ctx))
+    report(result.checks[-1])
     failed = [c for c in result.checks if not c.ok]
     if failed:
         raise verify.VerifyError(

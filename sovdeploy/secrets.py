@@ -207,3 +207,25 @@ def check(inventory: Path, password: bytes, needed: Mapping[str, Secret]) -> dic
             f"add them with `sovdeploy secrets generate -i {inventory}` (existing ones are kept)"
         )
     return values
+
+
+def needles(values: Mapping[str, Any]) -> dict[str, str]:
+    """What to search for per secret: the value, or a body line of a PEM key."""
+    found = {}
+    for name, value in values.items():
+        text = str(value).strip()
+        if text.startswith("-----BEGIN"):
+            text = text.splitlines()[1]
+        if len(text) >= 8:
+            found[name] = text
+    return found
+
+
+def scan(root: Path, values: Mapping[str, Any]) -> list[tuple[str, Path]]:
+    """Every (secret name, file) under ``root`` whose content holds a secret's value."""
+    wanted = needles(values)
+    leaks = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes().decode("utf-8", errors="replace")
+        leaks += [(name, path) for name, needle in wanted.items() if needle in data]
+    return leaks

@@ -123,3 +123,13 @@ def test_plan_without_vault_is_a_clear_error(inventory_copy, password_file: Path
     assert "has no vault" in result.output
     assert "sovdeploy secrets generate" in result.output
     assert not (path / ".sovdeploy").exists()
+
+
+def test_scan_finds_a_secret_in_a_record_and_nothing_else(tmp_path: Path):
+    key = secrets.GENERATORS["_private_key"]()
+    values = {"a_password": "Zq8hT2mPaaaa9xYb", "ca_private_key": key, "short_password": "abc"}
+    (tmp_path / "clean.json").write_text('{"res": "the output has been hidden"}')
+    (tmp_path / "leaky.json").write_text('{"cmd": "mysql -pZq8hT2mPaaaa9xYb"}')
+    (tmp_path / "pem.txt").write_text(key.splitlines()[1])
+    found = {(name, path.name) for name, path in secrets.scan(tmp_path, values)}
+    assert found == {("a_password", "leaky.json"), ("ca_private_key", "pem.txt")}
