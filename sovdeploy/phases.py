@@ -206,6 +206,17 @@ def _provision(ctx: Context) -> str:
 
 
 def _provision_plan(ctx: Context) -> str:
+    if ctx.deployment.settings.provisioner is Provisioner.BAREMETAL:
+        # A plan is a preview: say what cannot be shown, and go on to the next phase.
+        try:
+            mirror = _provider_mirror(ctx)
+        except UsageError as exc:
+            return f"skipped: {exc}"
+        if not mirror.is_dir():
+            return (
+                f"skipped: the Terraform provider mirror {mirror} is not on this machine "
+                "(bare-metal provisioning needs the Ironic provider from it)"
+            )
     ws = workspace(ctx)
     terraform.init(ws)
     summary = terraform.plan(ws)
