@@ -113,16 +113,11 @@ def prepare_secrets(loaded: LoadedInventory, *, create: bool) -> LoadedInventory
     needed = secrets.required()
     vault = secrets.vault_file(loaded.path)
     password_file = loaded.vault_password_file or secrets.password_file(loaded.deployment.name)
-    if not vault.exists():
-        if not create:
-            raise secrets.VaultError(
-                f"the inventory has no vault ({vault}); create it with "
-                f"`sovdeploy secrets generate -i {loaded.path}`"
-            )
+    if create and not vault.exists():
         secrets.ensure_password_file(password_file)
         secrets.generate(loaded.path, secrets.read_password(password_file), needed)
         return inv.load(loaded.path, vault_password_file=password_file)
-    secrets.check(loaded.path, secrets.read_password(password_file), needed)
+    secrets.check(loaded.path, password_file, needed)
     return loaded
 
 
@@ -314,23 +309,27 @@ def _has_openstack(ctx: Context) -> bool:
 def _openstack(ctx: Context) -> str:
     summary = playbook_phase("openstack", check=False)(ctx)
     if _has_openstack(ctx):
-        clouds, _ = write_clouds(ctx)
+        clouds, _ = write_clouds(ctx, vault_values(ctx))
         summary += f"; credentials in {clouds}"
     return summary
 
 
-def write_clouds(ctx: Context) -> tuple[Path, Path]:
+def vault_values(ctx: Context) -> dict[str, Any]:
+    """The deployment's secrets, decrypted (never logged, never recorded)."""
+    password_file = ctx.inventory.vault_password_file
+    if password_file is None:
+        raise UsageError("the inventory has no vault; run `sovdeploy secrets generate`")
+    return secrets.decrypt(
+        secrets.vault_file(ctx.inventory.path), secrets.read_password(password_file)
+    )
+
+
+def write_clouds(ctx: Context, values: dict[str, Any]) -> tuple[Path, Path]:
     """clouds.yaml and secure.yaml for the operator, from the vault's admin password."""
     from sovdeploy import verify
 
     s = ctx.deployment.settings
     assert s.endpoint is not None
-    password_file = ctx.inventory.vault_password_file
-    if password_file is None:
-        raise UsageError("the inventory has no vault; run `sovdeploy secrets generate`")
-    values = secrets.decrypt(
-        secrets.vault_file(ctx.inventory.path), secrets.read_password(password_file)
-    )
     return verify.write_clouds_yaml(
         ctx.state.root,
         cloud=s.deployment,
@@ -341,16 +340,11 @@ def write_clouds(ctx: Context) -> tuple[Path, Path]:
     )
 
 
-def _leak_check(ctx: Context) -> Any:
+def _leak_check(ctx: Context, values: dict[str, Any]) -> Any:
     """No generated secret appears in any run record or ansible-runner artifact."""
     from sovdeploy import verify
 
     started = time.monotonic()
-    password_file = ctx.inventory.vault_password_file
-    assert password_file is not None
-    values = secrets.decrypt(
-        secrets.vault_file(ctx.inventory.path), secrets.read_password(password_file)
-    )
     leaks = secrets.scan(ctx.state.root / "runs", values)
     names = sorted({name for name, _ in leaks})
     detail = (
@@ -369,7 +363,8 @@ def _verify(ctx: Context) -> str:
     if not _has_openstack(ctx):
         return "no OpenStack in this inventory (no endpoint or no control hosts): nothing to verify"
     s = ctx.deployment.settings
-    clouds, secure = write_clouds(ctx)
+    values = vault_values(ctx)
+    clouds, secure = write_clouds(ctx, values)
     if not sandbox.image_exists(s.sandbox.image):
         ctx.progress.step("building the sandbox base image (for the guest image)")
         sandbox.build_image(_apt_mirror(ctx), log=ctx.progress.step)
@@ -388,7 +383,7 @@ def _verify(ctx: Context) -> str:
 
     conn = verify.connect(clouds, secure, s.deployment)
     result = verify.Verifier(conn, image, f"sovdeploy-verify-{ctx.run.id[-6:]}-", report).run()
-    result.checks.append(_leak_check(ctx))
+    result.checks.append(_leak_check(ctx, values))
     report(result.checks[-1])
     failed = [c for c in result.checks if not c.ok]
     if failed:

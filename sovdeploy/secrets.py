@@ -191,15 +191,19 @@ def generate(inventory: Path, password: bytes, needed: Mapping[str, Secret]) -> 
     return added
 
 
-def check(inventory: Path, password: bytes, needed: Mapping[str, Secret]) -> dict[str, Any]:
-    """Open the vault and make sure it holds every needed secret; return its values."""
+def check(inventory: Path, password_file: Path, needed: Mapping[str, Secret]) -> dict[str, Any]:
+    """Open the vault and make sure it holds every needed secret; return its values.
+
+    A missing vault is named before a missing password file: it is the first thing
+    to fix, and `secrets generate` creates both.
+    """
     path = vault_file(inventory)
     if not path.exists():
         raise VaultError(
             f"the inventory has no vault ({path}); create it with "
             f"`sovdeploy secrets generate -i {inventory}`"
         )
-    values = decrypt(path, password)
+    values = decrypt(path, read_password(password_file))
     missing = sorted(set(needed) - set(values))
     if missing:
         raise VaultError(

@@ -64,8 +64,9 @@ def test_generate_keeps_existing_and_adds_missing(tmp_path: Path):
 def test_check_names_missing_secrets(tmp_path: Path):
     needed = {n: secrets.Secret(n, "r", "") for n in ("a_password", "b_password")}
     secrets.generate(tmp_path, b"pw", {"a_password": needed["a_password"]})
+    (tmp_path / "pw.txt").write_text("pw\n")
     with pytest.raises(secrets.VaultError, match=r"lacks 1 secret.*b_password"):
-        secrets.check(tmp_path, b"pw", needed)
+        secrets.check(tmp_path, tmp_path / "pw.txt", needed)
 
 
 def test_wrong_password_is_a_finding_before_anything(inventory_copy, password_file: Path):
