@@ -235,6 +235,16 @@ class _Loaded:
         return result
 
 
+def open_ansible(inventory: LoadedInventory) -> _Loaded:
+    """The inventory as Ansible reads it (groups, hosts, their vars), vault opened."""
+    password = None
+    if inventory.vault_password_file is not None:
+        from sovdeploy import secrets
+
+        password = secrets.read_password(inventory.vault_password_file)
+    return _Loaded(inventory.path, password)
+
+
 def _origin(obj: Any, entity: str) -> str:
     file, _ = _position(obj)
     return file or entity

@@ -279,7 +279,7 @@ def playbook_phase(name: str, *, check: bool) -> Callable[[Context], str]:
             )
 
         if check and not ctx.state.generated_inventory.exists():
-            return "hosts are not provisioned yet: nothing to compare against"
+            return _render(ctx, name)
         outcome = ansible.run_playbook(
             project_root() / "playbooks" / f"{name}.yml",
             _inventories(ctx),
@@ -295,6 +295,37 @@ def playbook_phase(name: str, *, check: bool) -> Callable[[Context], str]:
         )
 
     return run
+
+
+def _render(ctx: Context, name: str) -> str:
+    """Without hosts to compare against, render what the playbook would write on each."""
+    from sovdeploy import render
+
+    out = ctx.state.root / "plan" / name
+    if out.exists():
+        shutil.rmtree(out)
+    report = render.render(
+        inv.open_ansible(ctx.inventory),
+        ctx.inventory.path,
+        project_root() / "playbooks" / f"{name}.yml",
+        out,
+    )
+    for skipped in report.skipped:
+        ctx.progress.step(f"not rendered: {skipped.host}:{skipped.dest} ({skipped.reason})")
+    ctx.run.record(
+        "render",
+        phase=name,
+        files=len(report.rendered),
+        hosts=len(report.hosts),
+        skipped=[f"{s.host}:{s.dest}" for s in report.skipped],
+    )
+    summary = (
+        f"hosts are not provisioned yet: rendered {len(report.rendered)} file(s) "
+        f"for {len(report.hosts)} host(s) into {out}"
+    )
+    if report.skipped:
+        summary += f"; {len(report.skipped)} need the host's state"
+    return summary
 
 
 # -- openstack and verify ----------------------------------------------------------

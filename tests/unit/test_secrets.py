@@ -134,19 +134,3 @@ def test_scan_finds_a_secret_in_a_record_and_nothing_else(tmp_path: Path):
     (tmp_path / "pem.txt").write_text(key.splitlines()[1])
     found = {(name, path.name) for name, path in secrets.scan(tmp_path, values)}
     assert found == {("a_password", "leaky.json"), ("ca_private_key", "pem.txt")}
-
-
-def test_plan_of_the_production_example_runs_without_hosts_or_provider(
-    password_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    import shutil
-
-    monkeypatch.delenv("SOVDEPLOY_TF_PLUGIN_MIRROR", raising=False)
-    path = tmp_path / "example-eu"
-    shutil.copytree(ROOT / "inventories" / "example-eu", path)
-    runner = CliRunner()
-    assert runner.invoke(main, ["secrets", "generate", "-i", str(path)]).exit_code == 0
-    result = runner.invoke(main, ["plan", "-i", str(path)], terminal_width=300)
-    assert result.exit_code == 0, result.output
-    assert "skipped: the Terraform provider mirror" in result.output
-    assert "hosts are not provisioned yet" in result.output

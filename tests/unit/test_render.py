@@ -1,0 +1,106 @@
+"""`sovdeploy plan` of the production example renders each host's configuration files
+(without hosts, without the provider mirror) and shows the production shape: three
+Galera controllers, HAProxy on the keepalived VIP, KVM on the compute hosts."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sovdeploy import secrets
+from sovdeploy.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTROLLERS = {"ctl01": "10.10.0.11", "ctl02": "10.10.0.12", "ctl03": "10.20.0.11"}
+VIP = "10.10.0.10"
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    tmp = tmp_path_factory.mktemp("render")
+    inventory = tmp / "example-eu"
+    shutil.copytree(ROOT / "inventories" / "example-eu", inventory)
+    env = {
+        "SOVDEPLOY_VAULT_PASSWORD_FILE": str(tmp / "vault.pass"),
+        "SOVDEPLOY_TF_PLUGIN_MIRROR": None,
+    }
+    runner = CliRunner(env=env)
+    made = runner.invoke(main, ["secrets", "generate", "-i", str(inventory)])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(main, ["plan", "-i", str(inventory)], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    return inventory, result.output
+
+
+def _out(plan: tuple[Path, str]) -> Path:
+    return plan[0] / ".sovdeploy" / "plan" / "openstack"
+
+
+def _ini(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(path.read_text())
+    return parser
+
+
+def test_plan_says_what_it_skips_and_what_it_rendered(plan):
+    _, output = plan
+    assert "skipped: the Terraform provider mirror" in output
+    rendered = re.search(r"openstack done .*rendered (\d+) file\(s\) for (\d+) host\(s\)", output)
+    assert rendered, output
+    # 3 controllers, 4 compute and 3 storage hosts write files; network hosts set OVN
+    # through ovs-vsctl only.
+    assert int(rendered.group(2)) == 10
+    assert "need the host's state" in output
+
+
+def test_three_controllers_form_one_galera_cluster(plan):
+    for host, address in CONTROLLERS.items():
+        cnf = _ini(_out(plan) / host / "etc/mysql/mariadb.conf.d/99-sovdeploy.cnf")
+        assert cnf["galera"]["wsrep_on"] == "ON"
+        members = cnf["galera"]["wsrep_cluster_address"].removeprefix("gcomm://").split(",")
+        assert sorted(members) == sorted(CONTROLLERS.values())
+        assert cnf["galera"]["wsrep_node_address"] == address
+        assert cnf["mysqld"]["bind-address"] == address
+
+
+def test_haproxy_serves_every_api_on_the_vip_that_keepalived_moves(plan):
+    priorities = set()
+    for host in CONTROLLERS:
+        cfg = (_out(plan) / host / "etc/haproxy/haproxy.cfg").read_text()
+        binds = re.findall(r"^\s*bind (\S+):(\d+) ssl", cfg, re.M)
+        assert {port for _, port in binds} >= {"5000", "9292", "8774", "9696", "8776", "8778"}
+        assert {address for address, _ in binds} == {VIP}
+        for address in CONTROLLERS.values():
+            assert f" {address}:15000 check" in cfg  # every keystone backend
+        keepalived = (_out(plan) / host / "etc/keepalived/keepalived.conf").read_text()
+        assert f"{VIP} dev bond0.100" in keepalived
+        priorities.add(re.search(r"priority (\d+)", keepalived).group(1))
+    assert len(priorities) == 3
+
+
+def test_compute_hosts_run_kvm_guests_on_rbd(plan):
+    for host in ("gpu01", "gpu02", "gpu03", "gpu04"):
+        conf = _ini(_out(plan) / host / "etc/nova/nova.conf")
+        assert conf["libvirt"]["virt_type"] == "kvm"
+        assert conf["libvirt"]["images_type"] == "rbd"
+        transports = conf["DEFAULT"]["transport_url"].split(",")
+        assert len(transports) == 3  # one RabbitMQ node per controller
+
+
+def test_rendered_files_hold_placeholders_never_secrets(plan):
+    inventory, _ = plan
+    values = secrets.decrypt(
+        secrets.vault_file(inventory), (inventory.parent / "vault.pass").read_bytes().strip()
+    )
+    assert secrets.scan(_out(plan), values) == []
+    nova = (_out(plan) / "ctl01/etc/nova/nova.conf").read_text()
+    assert "<vault:nova_database_password>" in nova
+    for path in _out(plan).rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
