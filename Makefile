@@ -12,13 +12,14 @@ INVENTORY ?= inventories/sandbox
 APT_PACKAGES := podman runc debootstrap netavark aardvark-dns openssh-client python3-venv git
 APT_CACHE := /var/cache/sovdeploy/apt
 
-.PHONY: help deps venv image up down test lint unit terraform-test molecule integration bench clean
+.PHONY: help deps venv image up down test lint unit terraform-test molecule molecule-long integration bench bench-up clean
 
 help:
 	@echo "make up    install what is needed, build the sandbox image, run sovdeploy up on $(INVENTORY)"
 	@echo "make test  everything CI runs: lint, unit, terraform tests, molecule, sandbox integration"
 	@echo "make down  destroy the sandbox hosts"
 	@echo "make bench time sovdeploy validate on generated inventories of 10, 100, 1000 hosts"
+	@echo "make bench-up  re-deploy the sandbox: cold up per phase, second up, bare apt-get install"
 
 # System packages, only when something is missing. Terraform is never downloaded.
 deps:
@@ -50,8 +51,8 @@ down: venv
 	$(BIN)/sovdeploy down -i $(INVENTORY) --yes
 
 lint: venv
-	ruff check sovdeploy tests roles
-	ruff format --check sovdeploy tests
+	ruff check sovdeploy tests roles molecule
+	ruff format --check sovdeploy tests roles molecule
 	mypy sovdeploy
 	yamllint -s .
 	ansible-lint --profile production
@@ -64,12 +65,27 @@ terraform-test: venv
 	pytest -q tests/integration/test_terraform.py
 
 # Each scenario's hosts keep their own apt cache (see .config/molecule/config.yml).
-# Every role that has its own scenario, one after another (they share the instance name).
-MOLECULE_ROLES = $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
-molecule: image
-	mkdir -p $(APT_CACHE)/molecule-default/partial
-	@set -e; for role in $(MOLECULE_ROLES); do \
+# Role scenarios run one after another (they share the instance name). The long ones
+# stand up MariaDB, HAProxy, Keystone and more before their own role (5 to 10 minutes
+# each on 2 cores): `make test` covers those roles through molecule/aio, the whole
+# site on two hosts, and `make molecule-long` runs their own scenarios.
+MOLECULE_LONG = placement glance cinder neutron nova
+MOLECULE_ALL = $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
+MOLECULE_ROLES = $(filter-out $(MOLECULE_LONG),$(MOLECULE_ALL))
+define molecule_roles
+	@set -e; for role in $(1); do \
+		mkdir -p $(APT_CACHE)/molecule-default/partial; \
 		echo "== molecule: $$role"; (cd roles/$$role && molecule test); done
+endef
+
+molecule: image
+	$(call molecule_roles,$(MOLECULE_ROLES))
+	mkdir -p $(APT_CACHE)/molecule-aio-ctl/partial $(APT_CACHE)/molecule-aio-cmp/partial
+	@echo "== molecule: aio"
+	molecule test -s aio
+
+molecule-long: image
+	$(call molecule_roles,$(MOLECULE_LONG))
 
 integration: image
 	pytest -q tests/integration/test_sandbox.py
@@ -80,6 +96,10 @@ test: image lint
 
 bench: venv
 	$(BIN)/python tests/benchmarks/bench_validate.py
+
+# Destroys and re-deploys the sandbox: cold up per phase, second up, bare apt-get.
+bench-up: image
+	$(BIN)/python tests/benchmarks/bench_up.py $(INVENTORY)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -42,27 +42,7 @@ def test_argument_specs_match_defaults(role):
             assert spec.get("type"), f"{entry}: {name} has no type"
 
 
-#: Roles whose own scenario is still to be written (issue 3 is open). They are
-#: exercised together by `make up` + `sovdeploy verify`; strict, so that a new
-#: scenario makes this test fail until the role leaves the list.
-SCENARIO_PENDING = {"ceph", "cinder", "glance", "horizon", "neutron", "nova", "ovn", "placement"}
-
-
-@pytest.mark.parametrize(
-    "role",
-    [
-        pytest.param(
-            r,
-            marks=pytest.mark.xfail(
-                reason="molecule scenario not written yet (issue 3)", strict=True
-            ),
-        )
-        if r.name in SCENARIO_PENDING
-        else r
-        for r in ROLES
-    ],
-    ids=lambda p: p.name,
-)
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_role_has_a_molecule_scenario_with_verify(role):
     scenario = role / "molecule/default"
     assert (scenario / "molecule.yml").exists() and (scenario / "converge.yml").exists()

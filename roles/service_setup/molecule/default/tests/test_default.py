@@ -31,3 +31,11 @@ def test_rabbitmq_user_authenticates_and_owns_its_vhost(host):
     assert host.run("rabbitmqctl authenticate_user probe wrong").rc != 0
     perms = host.run("rabbitmqctl list_user_permissions probe --formatter json").stdout
     assert '"vhost":"probe"' in perms.replace(" ", "")
+
+
+def test_a_unit_that_does_not_start_fails_with_host_unit_and_journal(host):
+    message = host.file("/root/probe-broken.failure").content_string
+    hostname = host.ansible.get_variables()["inventory_hostname"]
+    assert f"sovdeploy-probe-broken on {hostname} is failed" in message
+    assert "last lines of its journal" in message
+    assert "probe-broken: no such configuration" in message
