@@ -5,18 +5,28 @@ import re
 
 
 def test_login_page_is_served(address, http_get):
-    code, body = http_get(f"http://{address}:18080/auth/login/")
+    code, body = http_get(f"http://{address}:18080/horizon/auth/login/")
     assert code == 200
     assert "csrfmiddlewaretoken" in body
     assert 'name="password"' in body
 
 
 def test_static_files_are_compressed_and_served(address, http_get):
-    _, body = http_get(f"http://{address}:18080/auth/login/")
-    stylesheets = re.findall(r'href="(/static/dashboard/css/[^"]+\.css)"', body)
+    _, body = http_get(f"http://{address}:18080/horizon/auth/login/")
+    stylesheets = re.findall(r'href="(/horizon/static/dashboard/css/[^"]+\.css)"', body)
     assert stylesheets, "the login page links no compressed stylesheet"
     code, css = http_get(f"http://{address}:18080{stylesheets[0]}")
     assert code == 200 and len(css) > 1000
+
+
+def test_the_root_sends_users_to_the_dashboard(host, address):
+    script = (
+        f"import http.client as h; c = h.HTTPConnection('{address}', 18080); "
+        "c.request('GET', '/'); r = c.getresponse(); print(r.status, r.getheader('Location'))"
+    )
+    result = host.run("python3 -c %s", script)
+    status, location = result.stdout.split()
+    assert status == "302" and location.endswith("/horizon/")
 
 
 def test_settings_point_at_keystone_and_memcached(host):
