@@ -50,7 +50,7 @@ def test_identity_names_the_deployment(host):
     assert identity["site"] == "lab"
     assert identity["country"] == "DE"
     assert identity["apt_mirror"] == "http://deb.debian.org/debian"
-    assert identity["roles"] == ["control", "network", "storage"]
+    assert identity["roles"] == ["compute", "control", "network", "storage"]
 
 
 def test_package_installs_do_not_start_services(host):
