@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class LoadedInventory:
     digest: str
     #: The vault password file, when the inventory has a vault (``secrets.vault_file``).
     vault_password_file: Path | None = None
+    #: The inventory as ansible-core read it, vault opened (``open_ansible``).
+    ansible: _Loaded | None = field(default=None, compare=False, repr=False)
 
 
 class _LenientLoader(yaml.SafeLoader):
@@ -236,7 +238,12 @@ class _Loaded:
 
 
 def open_ansible(inventory: LoadedInventory) -> _Loaded:
-    """The inventory as Ansible reads it (groups, hosts, their vars), vault opened."""
+    """The inventory as Ansible reads it (groups, hosts, their vars), vault opened.
+
+    ``load`` keeps what it read; an inventory modelled some other way is read again.
+    """
+    if inventory.ansible is not None:
+        return inventory.ansible
     password = None
     if inventory.vault_password_file is not None:
         from sovdeploy import secrets
@@ -356,6 +363,7 @@ def load(
         findings=tuple(findings),
         digest=digest_files(files, path),
         vault_password_file=password_file,
+        ansible=loaded,
     )
 
 
