@@ -8,10 +8,12 @@ inventory, role vars and parameters, ``when`` conditions, ``include_tasks`` and
 every ``copy`` with ``content``, with the roles' own templates. Nothing else runs.
 
 What the hosts would report, the render assumes: ``ansible_facts`` hold the host's
-name and, as its default IPv4 address, ``internal_address`` from the inventory (else
-``ansible_host``). A file that needs more of the host's state (a fact not assumed, a
-value a task registers) is listed as not rendered, with the reason. Secrets are never
-written out: each appears as ``<vault:NAME>``.
+name and, as its default IPv4 address, ``ansible_host`` (else the name). The plays' own
+``set_fact`` tasks then run on that view, so a rule such as "the inventory's internal
+address, else the default route's" lives in the playbook alone. A file that needs more
+of the host's state (a fact not assumed, a value a task registers) is listed as not
+rendered, with the reason. Secrets are never written out: each appears as
+``<vault:NAME>``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _INCLUDE_ROLE = {
     "include_role",
     "import_role",
 }
+_SET_FACT = {"ansible.builtin.set_fact", "set_fact"}
 _OMIT = "__sovdeploy_render_omit__"
 
 
@@ -78,16 +81,23 @@ def _yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def _plays(playbook: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """(hosts pattern, roles) for each play that applies roles, imports followed."""
+@dataclass
+class _Play:
+    hosts: str
+    roles: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+
+
+def _plays(playbook: Path) -> Iterator[_Play]:
+    """Each play in order, imported playbooks followed."""
     for play in _yaml(playbook) or []:
         imported = play.get("ansible.builtin.import_playbook") or play.get("import_playbook")
         if imported:
             yield from _plays(playbook.parent / imported)
             continue
         roles = [r if isinstance(r, dict) else {"role": r} for r in play.get("roles") or []]
-        if roles:
-            yield str(play["hosts"]), roles
+        tasks = list(play.get("pre_tasks") or []) + list(play.get("tasks") or [])
+        yield _Play(str(play["hosts"]), roles, tasks)
 
 
 class _Renderer:
@@ -116,8 +126,7 @@ class _Renderer:
         """The host as its peers see it through ``hostvars``: inventory and assumed facts."""
         own = {**self.loaded.host_vars(host), **self.secrets}
         base = {**own, "inventory_hostname": host.name, "groups": {}}
-        address = own.get("internal_address") or own.get("ansible_host") or host.name
-        address = str(self._templar(base).template(address))
+        address = str(self._templar(base).template(own.get("ansible_host") or host.name))
         facts = {
             "hostname": host.name.split(".")[0],
             "nodename": host.name,
@@ -128,13 +137,26 @@ class _Renderer:
             "distribution_major_version": "13",
             "os_family": "Debian",
         }
-        return {**own, "internal_address": address, "ansible_facts": facts}
+        return {**own, "ansible_facts": facts}
 
-    def _role_vars(self, role: str, name: str) -> dict[str, Any]:
+    def set_facts(self, host: str, tasks: list[dict[str, Any]]) -> None:
+        """Run a play's ``set_fact`` tasks on the host's view; other tasks need the host."""
+        for task in tasks:
+            for action, args in task.items():
+                if action in _SET_FACT and isinstance(args, dict):
+                    scope = self._host_vars(host, None, {})
+                    facts = self._templar(scope).template(args)
+                    self.hostvars[host].update(facts)
+
+    def _role_vars(self, role: str | None, name: str) -> dict[str, Any]:
+        if role is None:
+            return {}
         data = _yaml(self.roles_dir / role / name / "main.yml")
         return dict(data or {})
 
-    def _host_vars(self, host: str, role: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _host_vars(
+        self, host: str, role: str | None, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
         view = self.hostvars[host]
         return {
             **self._role_vars(role, "defaults"),
@@ -282,9 +304,10 @@ def render(loaded: Any, inventory_dir: Path, playbook: Path, out: Path) -> Rende
         warnings.simplefilter("ignore", UserWarning)
         init_plugin_loader()
     renderer = _Renderer(loaded, inventory_dir, out, sorted(secrets.required()))
-    for pattern, roles in _plays(playbook):
-        for host in sorted(h.name for h in loaded.manager.get_hosts(pattern)):
-            for entry in roles:
+    for play in _plays(playbook):
+        for host in sorted(h.name for h in loaded.manager.get_hosts(play.hosts)):
+            renderer.set_facts(host, play.tasks)
+            for entry in play.roles:
                 params = {k: v for k, v in entry.items() if k not in ("role", "name")}
                 name = str(entry.get("role") or entry.get("name"))
                 renderer.role(host, name, params, "main.yml")
