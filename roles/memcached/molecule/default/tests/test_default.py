@@ -1,17 +1,10 @@
 """memcached stores and returns a value on the internal address, and nowhere else."""
 
 
-def _address(host):
-    return host.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"][
-        "address"
-    ]
-
-
-def test_set_and_get_on_the_internal_address(host):
-    addr = _address(host)
+def test_set_and_get_on_the_internal_address(host, address):
     script = (
         "import socket\n"
-        f"s = socket.create_connection(('{addr}', 11211))\n"
+        f"s = socket.create_connection(('{address}', 11211))\n"
         "s.sendall(b'set probe 0 60 5\\r\\nhello\\r\\nget probe\\r\\n')\n"
         "data = b''\n"
         "while b'END' not in data: data += s.recv(100)\n"

@@ -5,39 +5,40 @@ database reaches the southbound one through northd."""
 import json
 import time
 
-
-def _address(host):
-    return host.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"][
-        "address"
-    ]
+import pytest
 
 
-def _nbctl(host, *args):
-    result = host.run(f"ovn-nbctl --db=tcp:{_address(host)}:6641 " + " ".join(args))
-    assert result.rc == 0, result.stderr
-    return result.stdout
+@pytest.fixture
+def nbctl(host, address):
+    def run(*args):
+        result = host.run(f"ovn-nbctl --db=tcp:{address}:6641 " + " ".join(args))
+        assert result.rc == 0, result.stderr
+        return result.stdout
+
+    return run
 
 
-def _sbctl(host, *args):
-    result = host.run(f"ovn-sbctl --db=tcp:{_address(host)}:6642 " + " ".join(args))
-    assert result.rc == 0, result.stderr
-    return result.stdout
+@pytest.fixture
+def sbctl(host, address):
+    def run(*args):
+        result = host.run(f"ovn-sbctl --db=tcp:{address}:6642 " + " ".join(args))
+        assert result.rc == 0, result.stderr
+        return result.stdout
+
+    return run
 
 
-def test_databases_listen_on_the_internal_address(host):
-    addr = _address(host)
-    assert host.socket(f"tcp://{addr}:6641").is_listening
-    assert host.socket(f"tcp://{addr}:6642").is_listening
+def test_databases_listen_on_the_internal_address(host, address):
+    assert host.socket(f"tcp://{address}:6641").is_listening
+    assert host.socket(f"tcp://{address}:6642").is_listening
 
 
-def test_the_host_is_a_gateway_chassis_with_a_geneve_tunnel_on_its_address(host):
+def test_the_host_is_a_gateway_chassis_with_a_geneve_tunnel_on_its_address(host, address, sbctl):
     hostname = host.check_output("hostname")
-    chassis = json.loads(
-        _sbctl(host, "--format=json", "--columns=hostname,encaps", "list", "Chassis")
-    )
+    chassis = json.loads(sbctl("--format=json", "--columns=hostname,encaps", "list", "Chassis"))
     assert [row[0] for row in chassis["data"]] == [hostname]
-    encap = _sbctl(host, "--bare", "--columns=type,ip", "list", "Encap").split()
-    assert encap == ["geneve", _address(host)]
+    encap = sbctl("--bare", "--columns=type,ip", "list", "Encap").split()
+    assert encap == ["geneve", address]
     other = host.check_output("ovs-vsctl get open_vswitch . external_ids:ovn-cms-options")
     assert "enable-chassis-as-gw" in other
 
@@ -49,20 +50,18 @@ def test_bridges_use_the_userspace_datapath(host):
     assert "physnet1:br-ex" in mappings
 
 
-def test_northd_carries_a_logical_switch_to_the_southbound_database(host):
-    _nbctl(host, "--may-exist", "ls-add", "molecule-probe")
+def test_northd_carries_a_logical_switch_to_the_southbound_database(nbctl, sbctl):
+    nbctl("--may-exist", "ls-add", "molecule-probe")
     try:
-        uuid = _nbctl(
-            host, "--bare", "--columns=_uuid", "find", "Logical_Switch", "name=molecule-probe"
-        )
+        uuid = nbctl("--bare", "--columns=_uuid", "find", "Logical_Switch", "name=molecule-probe")
         # northd names the switch's datapath after it (which column depends on OVN's version).
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            datapaths = _sbctl(host, "list", "Datapath_Binding")
+            datapaths = sbctl("list", "Datapath_Binding")
             if uuid.strip() in datapaths or "molecule-probe" in datapaths:
                 break
             time.sleep(1)
         else:
             raise AssertionError(f"no datapath for the switch after 30 s: {datapaths}")
     finally:
-        _nbctl(host, "--if-exists", "ls-del", "molecule-probe")
+        nbctl("--if-exists", "ls-del", "molecule-probe")

@@ -1,26 +1,18 @@
 """The database and vhost entry points give a service working, confined credentials."""
 
 
-def _address(host):
-    return host.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"][
-        "address"
-    ]
-
-
-def test_service_user_reaches_its_database_over_tcp(host):
-    addr = _address(host)
+def test_service_user_reaches_its_database_over_tcp(host, address):
     result = host.run(
         "mariadb -h %s -P 13306 -u probe -pprobe-db-pw --batch --skip-column-names -e %s",
-        addr,
+        address,
         "SELECT DATABASE(); USE probe; CREATE TABLE IF NOT EXISTS t (i INT); SELECT 1;",
     )
     assert result.rc == 0, result.stderr
 
 
-def test_service_user_cannot_read_other_databases(host):
-    addr = _address(host)
+def test_service_user_cannot_read_other_databases(host, address):
     result = host.run(
-        "mariadb -h %s -P 13306 -u probe -pprobe-db-pw -e %s", addr, "SELECT * FROM mysql.user"
+        "mariadb -h %s -P 13306 -u probe -pprobe-db-pw -e %s", address, "SELECT * FROM mysql.user"
     )
     assert result.rc != 0
     assert "denied" in result.stderr
