@@ -1,6 +1,6 @@
 """Fixtures shared by the roles' molecule verifiers (testinfra): the host's internal
 address, and the OpenStack CLI as the admin of the scenario's Keystone (the test
-password is .config/molecule/config.yml's), through HAProxy's TLS endpoint."""
+password is in .config/molecule/group_vars), through HAProxy's TLS endpoint."""
 
 import json
 
