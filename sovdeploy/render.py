@@ -296,13 +296,14 @@ def render(loaded: Any, inventory_dir: Path, playbook: Path, out: Path) -> Rende
 
     ``loaded`` is the inventory as Ansible reads it (``inventory.open_ansible``).
     """
-    from ansible.plugins.loader import init_plugin_loader
+    from ansible.plugins.loader import filter_loader, init_plugin_loader
 
     from sovdeploy import secrets
 
     with warnings.catch_warnings():  # a second call in one process only warns
         warnings.simplefilter("ignore", UserWarning)
         init_plugin_loader()
+    filter_loader.add_directory(str(project_root() / "plugins" / "filter"))
     renderer = _Renderer(loaded, inventory_dir, out, sorted(secrets.required()))
     for play in _plays(playbook):
         for host in sorted(h.name for h in loaded.manager.get_hosts(play.hosts)):

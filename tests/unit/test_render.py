@@ -100,7 +100,9 @@ def test_rendered_files_hold_placeholders_never_secrets(plan):
     )
     assert secrets.scan(_out(plan), values) == []
     nova = (_out(plan) / "ctl01/etc/nova/nova.conf").read_text()
-    assert "<vault:nova_database_password>" in nova
+    assert "password = <vault:nova_keystone_password>" in nova
+    # Inside a URL the placeholder is percent-encoded, as a real secret would be.
+    assert "mysql+pymysql://nova:%3Cvault%3Anova_database_password%3E@" in nova
     for path in _out(plan).rglob("*"):
         if path.is_file():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
