@@ -8,24 +8,23 @@ import time
 import pytest
 
 
-@pytest.fixture
-def nbctl(host, address):
+def _ctl(host, tool, address, port):
     def run(*args):
-        result = host.run(f"ovn-nbctl --db=tcp:{address}:6641 " + " ".join(args))
+        result = host.run(f"{tool} --db=tcp:{address}:{port} " + " ".join(args))
         assert result.rc == 0, result.stderr
         return result.stdout
 
     return run
+
+
+@pytest.fixture
+def nbctl(host, address):
+    return _ctl(host, "ovn-nbctl", address, 6641)
 
 
 @pytest.fixture
 def sbctl(host, address):
-    def run(*args):
-        result = host.run(f"ovn-sbctl --db=tcp:{address}:6642 " + " ".join(args))
-        assert result.rc == 0, result.stderr
-        return result.stdout
-
-    return run
+    return _ctl(host, "ovn-sbctl", address, 6642)
 
 
 def test_databases_listen_on_the_internal_address(host, address):
