@@ -51,8 +51,8 @@ down: venv
 	$(BIN)/sovdeploy down -i $(INVENTORY) --yes
 
 lint: venv
-	ruff check sovdeploy tests roles molecule
-	ruff format --check sovdeploy tests roles molecule
+	ruff check sovdeploy tests roles molecule plugins
+	ruff format --check sovdeploy tests roles molecule plugins
 	mypy sovdeploy
 	yamllint -s .
 	ansible-lint --profile production

@@ -154,9 +154,7 @@ class _Renderer:
         data = _yaml(self.roles_dir / role / name / "main.yml")
         return dict(data or {})
 
-    def _host_vars(
-        self, host: str, role: str | None, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def _host_vars(self, host: str, role: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
         view = self.hostvars[host]
         return {
             **self._role_vars(role, "defaults"),
