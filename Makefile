@@ -66,10 +66,11 @@ terraform-test: venv
 
 # Each scenario's hosts keep their own apt cache (see .config/molecule/config.yml).
 # Role scenarios run one after another (they share the instance name). The long ones
-# stand up MariaDB, HAProxy, Keystone and more before their own role (5 to 10 minutes
+# stand up MariaDB, HAProxy, Keystone and more before their own role (3 to 17 minutes
 # each on 2 cores): `make test` covers those roles through molecule/aio, the whole
-# site on two hosts, and `make molecule-long` runs their own scenarios.
-MOLECULE_LONG = placement glance cinder neutron nova
+# site on two hosts, whose verify also checks Keystone's key files and the dashboard
+# through HAProxy; `make molecule-long` runs their own scenarios.
+MOLECULE_LONG = keystone horizon placement glance cinder neutron nova
 MOLECULE_ALL = $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 MOLECULE_ROLES = $(filter-out $(MOLECULE_LONG),$(MOLECULE_ALL))
 define molecule_roles

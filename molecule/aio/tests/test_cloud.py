@@ -3,6 +3,9 @@ the tenant's data. The checks are `sovdeploy verify`'s own, through the public A
 
 import hashlib
 import os
+import re
+import ssl
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,25 +17,44 @@ TENANT_IMAGE = b"sovdeploy aio tenant image\n"
 
 
 @pytest.fixture(scope="module")
-def conn(tmp_path_factory):
+def ctl():
     import testinfra
 
-    ctl = testinfra.get_host(
+    return testinfra.get_host(
         "ansible://aio-ctl", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
     )
+
+
+@pytest.fixture(scope="module")
+def address(ctl):
     facts = ctl.ansible("setup", "gather_subset=network")["ansible_facts"]
-    address = facts["ansible_default_ipv4"]["address"]
-    inventory_dir = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    return facts["ansible_default_ipv4"]["address"]
+
+
+@pytest.fixture(scope="module")
+def ca_file():
+    return Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".sovdeploy" / "pki" / "ca.crt"
+
+
+@pytest.fixture(scope="module")
+def conn(tmp_path_factory, ctl, address, ca_file):
     state = tmp_path_factory.mktemp("state")
     clouds, secure = verify.write_clouds_yaml(
         state,
         cloud=CLOUD,
         endpoint=address,
         region="RegionOne",
-        ca_file=inventory_dir / ".sovdeploy" / "pki" / "ca.crt",
+        ca_file=ca_file,
         password=ctl.ansible.get_variables()["keystone_admin_password"],
     )
     return verify.connect(clouds, secure, CLOUD)
+
+
+def _get(url, ca_file):
+    """GET through HAProxy's TLS endpoint, trusting only the deployment's CA."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with urllib.request.urlopen(url, context=context, timeout=30) as response:  # noqa: S310
+        return response.status, response.read().decode(errors="replace")
 
 
 def test_the_tenants_project_and_image_survived_every_rerun(conn):
@@ -59,3 +81,17 @@ def test_the_cloud_passes_every_verify_check(conn):
     assert report.ok, "; ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
     names = [c.name for c in checks]
     assert "a server boots to ACTIVE" in names and "everything is deleted again" in names
+
+
+def test_the_dashboard_and_its_compressed_styles_are_served_through_haproxy(address, ca_file):
+    status, page = _get(f"https://{address}/horizon/auth/login/", ca_file)
+    assert status == 200 and 'name="password"' in page
+    stylesheets = re.findall(r'href="(/horizon/static/dashboard/css/[^"]+\.css)"', page)
+    assert stylesheets, "the login page links no compressed stylesheet"
+    status, css = _get(f"https://{address}{stylesheets[0]}", ca_file)
+    assert status == 200 and len(css) > 1000
+
+
+def test_fernet_keys_are_private_to_keystone(ctl):
+    assert ctl.file("/etc/keystone/fernet-keys").user == "keystone"
+    assert ctl.file("/etc/keystone/fernet-keys/0").mode == 0o600
