@@ -289,19 +289,24 @@ class _Renderer:
 _NO_LOOP = object()
 
 
-def render(loaded: Any, inventory_dir: Path, playbook: Path, out: Path) -> RenderReport:
-    """Render what ``playbook`` writes on each host of ``loaded`` into ``out/<host>/<path>``.
-
-    ``loaded`` is the inventory as Ansible reads it (``inventory.open_ansible``).
-    """
+def load_plugins() -> None:
+    """Ansible's plugins, and the project's filters (plugins/filter), for in-process templating."""
     from ansible.plugins.loader import filter_loader, init_plugin_loader
-
-    from sovdeploy import secrets
 
     with warnings.catch_warnings():  # a second call in one process only warns
         warnings.simplefilter("ignore", UserWarning)
         init_plugin_loader()
     filter_loader.add_directory(str(project_root() / "plugins" / "filter"))
+
+
+def render(loaded: Any, inventory_dir: Path, playbook: Path, out: Path) -> RenderReport:
+    """Render what ``playbook`` writes on each host of ``loaded`` into ``out/<host>/<path>``.
+
+    ``loaded`` is the inventory as Ansible reads it (``inventory.open_ansible``).
+    """
+    from sovdeploy import secrets
+
+    load_plugins()
     renderer = _Renderer(loaded, inventory_dir, out, sorted(secrets.required()))
     for play in _plays(playbook):
         for host in sorted(h.name for h in loaded.manager.get_hosts(play.hosts)):

@@ -3,16 +3,14 @@ own templating, as the roles use them."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import pytest
 from ansible.errors import AnsibleError
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import filter_loader, init_plugin_loader
 from ansible.template import Templar
 
-from sovdeploy.paths import project_root
+from sovdeploy.render import load_plugins
 
 HOSTVARS = {
     "ctl02": {"internal_address": "10.10.0.12"},
@@ -22,10 +20,7 @@ HOSTVARS = {
 
 
 def _render(expression: str, **variables: Any) -> Any:
-    with warnings.catch_warnings():  # a second call in one process only warns
-        warnings.simplefilter("ignore", UserWarning)
-        init_plugin_loader()
-    filter_loader.add_directory(str(project_root() / "plugins" / "filter"))
+    load_plugins()
     templar = Templar(loader=DataLoader(), variables={"hostvars": HOSTVARS, **variables})
     return templar.template(expression)
 
