@@ -18,7 +18,7 @@ help:
 	@echo "make up    install what is needed, build the sandbox image, run sovdeploy up on $(INVENTORY)"
 	@echo "make test  everything CI runs: lint, unit, terraform tests, molecule, sandbox integration"
 	@echo "make down  destroy the sandbox hosts"
-	@echo "make bench time sovdeploy validate on generated inventories of 10, 100, 1000 hosts"
+	@echo "make bench time sovdeploy validate (10, 100, 1000 hosts) and the ledger (append, verify, proofs)"
 	@echo "make bench-up  re-deploy the sandbox: cold up per phase, second up, bare apt-get install"
 
 # System packages, only when something is missing. Terraform is never downloaded.
@@ -97,6 +97,7 @@ test: image lint
 
 bench: venv
 	$(BIN)/python tests/benchmarks/bench_validate.py
+	$(BIN)/python tests/benchmarks/bench_ledger.py
 
 # Destroys and re-deploys the sandbox: cold up per phase, second up, bare apt-get.
 bench-up: image

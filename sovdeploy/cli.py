@@ -7,6 +7,7 @@ import functools
 import getpass
 import json
 import socket
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +25,12 @@ from sovdeploy.errors import (
     InterruptedRunError,
     InvalidInventoryError,
     SovdeployError,
+    UsageError,
 )
 from sovdeploy.findings import Finding, Severity
+from sovdeploy.ledger import audit as ledger_audit
+from sovdeploy.ledger import local as ledger_local
+from sovdeploy.ledger import note as ledger_note
 from sovdeploy.progress import Progress
 from sovdeploy.state import StateDir
 
@@ -150,6 +155,28 @@ def jurisdiction_report(inventory: Path, as_json: bool) -> None:
     render_findings([f for f in loaded.findings if f.severity is Severity.INFO], out)
 
 
+_SECRET_WORDS = ("password", "secret", "token", "key")
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """The arguments with the value of any option named like a secret replaced."""
+    result: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            result.append("<redacted>")
+            hide_next = False
+            continue
+        name, eq, _ = arg.partition("=")
+        secret = arg.startswith("-") and any(w in name.lower() for w in _SECRET_WORDS)
+        if secret and eq:
+            result.append(f"{name}=<redacted>")
+        else:
+            result.append(arg)
+            hide_next = secret
+    return result
+
+
 @contextlib.contextmanager
 def _context(
     inventory: Path, verbose: int, command: str, secrets: str = "check"
@@ -159,13 +186,14 @@ def _context(
         create = secrets == "create" and loaded.deployment.settings.provisioner.value == "sandbox"
         loaded = phases.prepare_secrets(loaded, create=create)
     state = StateDir(loaded.path)
-    with state.lock():
+    with state.lock(), ledger_local.open_ledger(state.root, loaded.deployment.name) as ledger:
         run = state.new_run()
+        run.ledger = ledger
         progress = Progress(out, verbosity=verbose)
         run.record(
             "command",
             command=command,
-            argv=sys.argv[1:],
+            argv=redact_argv(sys.argv[1:]),
             user=getpass.getuser(),
             host=socket.gethostname(),
             inventory=str(loaded.path),
@@ -390,3 +418,156 @@ def sandbox_image(inventory: Path, rebuild: bool) -> None:
         log=lambda line: out.print(line, markup=False),
     )
     out.print(ref, markup=False)
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident ledger: verify a log, prove an entry is in it."""
+
+
+def _vkeys(values: tuple[str, ...]) -> list[ledger_note.Verifier]:
+    keys = []
+    for value in values:
+        text = Path(value).read_text() if Path(value).is_file() else value
+        try:
+            keys.append(ledger_note.Verifier.parse(text))
+        except ledger_note.NoteError as exc:
+            raise UsageError(f"{value}: {exc}") from None
+    return keys
+
+
+def _tamper_epilog() -> str:
+    lines = ["Exit codes: 0 every check holds;"]
+    lines += [f"{t.value} {t.name}: {d};" for t, d in ledger_audit.DESCRIPTIONS.items()]
+    return "\b\n" + "\n".join(lines)
+
+
+@audit.command("verify", epilog=_tamper_epilog())
+@click.argument("log", required=False)
+@options.inventory
+@click.option("--key", "keys", multiple=True, help="The log's verifier key (vkey, or a file).")
+@click.option("--witness", "witnesses", multiple=True, help="A witness's verifier key; repeat.")
+@click.option(
+    "--quorum", type=click.IntRange(0), help="Witness cosignatures required [default: all]."
+)
+@click.option(
+    "--trusted",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    multiple=True,
+    help="A checkpoint saved earlier; the log must extend it. Repeatable.",
+)
+@click.option("--expect-source", "expected", multiple=True, help="A source that must appear.")
+@click.option("--cacert", type=click.Path(exists=True, path_type=Path), help="CA for an https LOG.")
+@click.option("--client-cert", type=click.Path(exists=True, path_type=Path))
+@click.option("--client-key", type=click.Path(exists=True, path_type=Path))
+@options.as_json
+@handle_errors
+def audit_verify(  # noqa: PLR0917 - click passes each option as a keyword
+    log: str | None,
+    inventory: Path,
+    keys: tuple[str, ...],
+    witnesses: tuple[str, ...],
+    quorum: int | None,
+    trusted: tuple[Path, ...],
+    expected: tuple[str, ...],
+    cacert: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify a log: signatures, witnesses, the whole tree, history, sources.
+
+    LOG is a directory (a copy of the log) or an https:// prefix. Without LOG, the
+    orchestrator's ledger of the deployment is checked, with the verifier key from its
+    state dir unless --key names one; an auditor passes the key they were given.
+    """
+    files: ledger_audit.LogFiles
+    if log is None:
+        root = StateDir(inv.load(inventory).path).root
+        files = ledger_audit.DirectoryFiles(ledger_local.ledger_dir(root))
+        log_keys = _vkeys(keys) or [ledger_local.load_verifier(root)]
+    elif log.startswith("https://"):
+        context = ssl.create_default_context(cafile=str(cacert) if cacert else None)
+        if client_cert is not None:
+            context.load_cert_chain(client_cert, client_key)
+        files = ledger_audit.HttpFiles(log, context)
+        log_keys = _vkeys(keys)
+    else:
+        files = ledger_audit.DirectoryFiles(Path(log))
+        log_keys = _vkeys(keys)
+    if not log_keys:
+        raise UsageError("give the log's verifier key with --key")
+    witness_keys = _vkeys(witnesses)
+    report = ledger_audit.verify(
+        files,
+        log_keys,
+        witnesses=witness_keys,
+        quorum=len(witness_keys) if quorum is None else quorum,
+        trusted=[t.read_bytes() for t in trusted],
+        expected_sources=expected,
+    )
+    if as_json:
+        click.echo(json.dumps(_audit_json(report), indent=2))
+    else:
+        _render_audit(report)
+    sys.exit(report.exit_code)
+
+
+def _audit_json(report: ledger_audit.Report) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "exit_code": report.exit_code,
+        "origin": report.origin,
+        "size": report.size,
+        "root": report.root.hex(),
+        "witnesses": report.witnesses,
+        "checkpoints_checked": report.checkpoints_checked,
+        "sources": [s.__dict__ for s in report.sources.values()],
+        "findings": [{"class": f.tamper.name, "code": int(f.tamper), "message": f.message}
+                     for f in report.findings],
+    }  # fmt: skip
+
+
+def _render_audit(report: ledger_audit.Report) -> None:
+    if report.sources:
+        table = Table(title=f"{report.origin}: sources")
+        for col in ("source", "records", "last seq", "last record", "heartbeat"):
+            table.add_column(col)
+        for src in report.sources.values():
+            beat = f"{src.heartbeat:g}s" if src.heartbeat else "-"
+            table.add_row(src.name, str(src.records), str(src.last_seq), src.last_time or "-", beat)
+        out.print(table)
+    for f in report.findings:
+        err.print(f"[red]{f.tamper.name}[/red] ({int(f.tamper)}) {escape(f.message)}")
+    summary = (
+        f"{report.origin}: {report.size} entries, root {report.root.hex()[:16]}…, "
+        f"{len(report.witnesses)} witness cosignature(s), "
+        f"{report.checkpoints_checked} other checkpoint(s) checked"
+    )
+    if report.ok:
+        out.print(f"[green]verified[/green]: {summary}")
+    else:
+        err.print(f"[red]NOT verified[/red]: {summary}; {len(report.findings)} finding(s)")
+
+
+@audit.command("prove")
+@click.argument("entry", type=click.IntRange(0))
+@options.inventory
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write it here."
+)
+@handle_errors
+def audit_prove(entry: int, inventory: Path, output: Path | None) -> None:
+    """Print an inclusion receipt (c2sp.org/tlog-proof) for ENTRY, by index.
+
+    The receipt holds the entry, its inclusion proof and the signed checkpoint: with
+    the ledger's verifier key alone, anyone can check that the entry is in the log.
+    """
+    root = StateDir(inv.load(inventory).path).root
+    receipt = ledger_local.prove(root, entry)
+    text = receipt.encode()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        out.print(f"receipt for entry {entry} of {receipt.checkpoint.checkpoint.size} -> {output}")

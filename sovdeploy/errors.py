@@ -83,6 +83,10 @@ class AnsibleRunError(SovdeployError):
         super().__init__(f"playbook {playbook} failed:\n{detail}")
 
 
+class LedgerError(SovdeployError):
+    """The ledger cannot be opened, written or read."""
+
+
 class InterruptedRunError(SovdeployError):
     """The user interrupted a run; completed phases are kept and the next run resumes."""
 

@@ -8,7 +8,9 @@ Layout::
     terraform/<mod>/  generated root module, plan, local state
     inventory.yml     hosts as provisioned (addresses), layered over the operator's inventory
     ssh/              the deployment's SSH key pair (sandbox)
-    ledger/, runbook/ written by later phases
+    ledger/           the orchestrator's tamper-evident ledger (tlog-tiles, see sovdeploy.ledger)
+    keys/             the ledger's signing key (0600) and verifier key
+    runbook/          written by a later phase
 
 Every write is atomic (temporary file, fsync, rename), so an interrupted command
 never leaves a half-written file that a later one would trust.
@@ -26,9 +28,12 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sovdeploy.errors import UsageError
+
+if TYPE_CHECKING:
+    from sovdeploy.ledger.records import Ledger
 
 STATE_DIRNAME = ".sovdeploy"
 
@@ -140,19 +145,29 @@ class StateDir:
 
 
 class Run:
-    """One invocation's record: an append-only JSON Lines file, fsynced per entry."""
+    """One invocation's record: an append-only JSON Lines file, fsynced per entry.
+
+    With a ledger attached, every record is also appended to it, and ``record``
+    returns only once the ledger holds it durably.
+    """
 
     def __init__(self, run_id: str, path: Path) -> None:
         self.id = run_id
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         self._record = (path / "record.jsonl").open("a", encoding="utf-8")
+        self.ledger: Ledger | None = None
 
     def record(self, kind: str, **fields: Any) -> None:
         entry = {"time": now(), "run": self.id, "kind": kind, **fields}
-        self._record.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+        line = json.dumps(entry, sort_keys=True, default=str)
+        self._record.write(line + "\n")
         self._record.flush()
         os.fsync(self._record.fileno())
+        if self.ledger is not None:
+            plain = json.loads(line)
+            del plain["time"], plain["kind"]
+            self.ledger.record(kind, **plain).result()
 
     def close(self) -> None:
         self._record.close()

@@ -31,6 +31,9 @@ class TaskResult:
     status: str
     changed: bool
     message: str = ""
+    #: For a task that wrote a file (template, copy): where, and its SHA-1 as Ansible reports it.
+    dest: str = ""
+    checksum: str = ""
 
 
 @dataclass
@@ -89,6 +92,8 @@ def _to_result(event: Mapping[str, Any]) -> TaskResult | None:
         status="changed" if changed else status,
         changed=changed,
         message=_message(res) if status in ("failed", "unreachable") else "",
+        dest=str(res.get("dest") or "") if res.get("checksum") else "",
+        checksum=str(res.get("checksum") or ""),
     )
 
 

@@ -21,3 +21,15 @@ def test_readme_leads_with_the_two_commands():
         ["make", "up"],
         ["make", "test"],
     ]
+
+
+def test_readme_lists_every_audit_exit_code_as_the_code_defines_it():
+    from sovdeploy.ledger.audit import DESCRIPTIONS
+
+    readme = (ROOT / "README.md").read_text()
+    rows = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit() and cells[1].isupper():
+            rows[int(cells[0])] = (cells[1], cells[2].replace("`", ""))
+    assert rows == {int(t): (t.name, d) for t, d in DESCRIPTIONS.items()}

@@ -1,0 +1,106 @@
+"""The orchestrator's own ledger, in the deployment's state dir.
+
+``<state>/ledger/`` is a tlog-tiles log; its signing key is ``<state>/keys/ledger.key``
+(mode 0600) and its verifier key ``<state>/keys/ledger.pub``, which is what an auditor
+is given (out of band) to check it. The log's origin, and its key's name, is
+``sovdeploy/<deployment>/orchestrator``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from sovdeploy.errors import LedgerError
+from sovdeploy.ledger import proof, records, tiles
+from sovdeploy.ledger.checkpoint import SignedCheckpoint
+from sovdeploy.ledger.log import CHECKPOINT_FILE, Log, Writer, write_durable
+from sovdeploy.ledger.note import NoteError, Signer, Verifier
+from sovdeploy.ledger.proof import Receipt
+
+SOURCE = "orchestrator"
+
+
+def origin(deployment: str) -> str:
+    return f"sovdeploy/{deployment}/orchestrator"
+
+
+def ledger_dir(state_root: Path) -> Path:
+    return state_root / "ledger"
+
+
+def key_paths(state_root: Path) -> tuple[Path, Path]:
+    return state_root / "keys" / "ledger.key", state_root / "keys" / "ledger.pub"
+
+
+def load_signer(state_root: Path, deployment: str, *, create: bool) -> Signer:
+    """The ledger's signing key; made on first use when ``create``."""
+    private, public = key_paths(state_root)
+    if private.exists():
+        try:
+            signer = Signer.parse(private.read_text())
+        except NoteError as exc:
+            raise LedgerError(f"{private}: {exc}") from None
+        if signer.name != origin(deployment):
+            raise LedgerError(f"{private} signs for {signer.name}, not for {origin(deployment)}")
+        return signer
+    if not create:
+        raise LedgerError(f"this deployment has no ledger key yet ({private})")
+    signer = Signer.generate(origin(deployment))
+    private.parent.mkdir(parents=True, exist_ok=True)
+    private.parent.chmod(0o700)
+    write_durable(private, (signer.skey() + "\n").encode(), 0o600)
+    write_durable(public, (signer.verifier.vkey() + "\n").encode())
+    return signer
+
+
+def load_verifier(state_root: Path) -> Verifier:
+    _, public = key_paths(state_root)
+    try:
+        return Verifier.parse(public.read_text())
+    except FileNotFoundError:
+        raise LedgerError(f"this deployment has no ledger key yet ({public})") from None
+
+
+@contextlib.contextmanager
+def open_ledger(state_root: Path, deployment: str) -> Iterator[records.Ledger]:
+    """Open the orchestrator's ledger for appending; sign a final checkpoint on exit."""
+    signer = load_signer(state_root, deployment, create=True)
+    log = Log(ledger_dir(state_root), origin(deployment), signer)
+    try:
+        writer = Writer(log)
+        try:
+            yield records.Ledger(writer, SOURCE)
+        finally:
+            writer.close()
+    finally:
+        log.close()
+
+
+def latest(state_root: Path) -> SignedCheckpoint:
+    root = ledger_dir(state_root)
+    data = tiles.directory_reader(root)(CHECKPOINT_FILE)
+    if data is None:
+        raise LedgerError(f"{root} has no checkpoint yet")
+    return SignedCheckpoint.parse(data)
+
+
+def entries(state_root: Path) -> Iterator[bytes]:
+    """Every entry under the latest checkpoint, read-only (no lock taken)."""
+    size = latest(state_root).checkpoint.size
+    reader = tiles.TileReader(tiles.directory_reader(ledger_dir(state_root)), size)
+    for index in range(size):
+        yield reader.entry(index)
+
+
+def prove(state_root: Path, index: int) -> Receipt:
+    """The inclusion receipt of entry ``index`` under the ledger's latest checkpoint."""
+    root = ledger_dir(state_root)
+    cp = latest(state_root)
+    if index >= cp.checkpoint.size:
+        raise LedgerError(f"the ledger's checkpoint covers entries 0-{cp.checkpoint.size - 1}")
+    try:
+        return proof.prove(tiles.directory_reader(root), index, cp)
+    except (tiles.TileError, proof.ReceiptError) as exc:
+        raise LedgerError(f"cannot prove entry {index}: {exc}") from None

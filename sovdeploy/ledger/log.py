@@ -1,0 +1,448 @@
+"""The append path: a tiled log on disk that never loses an entry it acknowledged.
+
+Durability rests on two files besides the tiles:
+
+- ``pending`` holds the entries of the bundle being filled, each record framed with a
+  CRC-32 over (index, length, entry), appended and fdatasync'd once per batch. A torn
+  or zero-filled tail fails its CRC and is cut off at the next open; it was never
+  acknowledged, because acknowledgement waits for the fdatasync.
+- ``log.json`` records how many entries sit in full bundles, and the compact range
+  (the right edge of the tree) over them. It is replaced atomically after a full
+  bundle and its tiles are on disk, and before ``pending`` moves to the next bundle.
+
+Every other file is written to a temporary name, fsync'd, renamed, and its directory
+fsync'd, so a crash at any instant leaves either the old file or the new one. Opening
+the log redoes whatever the crash interrupted (finishing a bundle ``pending`` already
+holds in full, dropping a ``pending`` that ``log.json`` has moved past).
+
+:class:`Writer` is the single writer: callers hand it entries from any thread and get
+a future that resolves to the entry's index once the entry is durable.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import queue
+import shutil
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+from sovdeploy.errors import LedgerError
+from sovdeploy.ledger import merkle, tiles
+from sovdeploy.ledger.checkpoint import Checkpoint, SignedCheckpoint, sign
+from sovdeploy.ledger.note import Signer
+
+_PENDING_MAGIC = b"SDLEDGR1"
+_HEADER = struct.Struct(">8sQ")
+_RECORD = struct.Struct(">IH")
+STATE_FILE = "log.json"
+PENDING_FILE = "pending"
+CHECKPOINT_FILE = "checkpoint"
+HISTORY_DIR = "checkpoints"
+LOCK_FILE = "lock"
+
+#: A batch never holds more than this many entries (one bundle's worth).
+MAX_BATCH = 256
+#: Nor does an entry wait longer than this for its batch to be committed.
+MAX_DELAY = 0.25
+#: While entries arrive, a checkpoint is signed at least this often (seconds).
+CHECKPOINT_INTERVAL = 5.0
+
+
+class LogError(LedgerError):
+    """The log cannot be opened or written."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durable(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+    _fsync_dir(path.parent)
+
+
+def _record_crc(index: int, entry: bytes) -> int:
+    return zlib.crc32(struct.pack(">QH", index, len(entry)) + entry)
+
+
+class Log:
+    """A tiled log in one directory, opened for appending by one process at a time."""
+
+    def __init__(self, root: Path, origin: str, signer: Signer) -> None:
+        self.root = root
+        self.origin = origin
+        self.signer = signer
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = (root / LOCK_FILE).open("w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise LogError(f"another process is appending to the log in {root}") from None
+        self._full = 0
+        self._range = merkle.CompactRange()
+        # Hashes of the partial tile at each level >= 1, and the pending bundle's
+        # entries and leaf hashes (level 0).
+        self._upper: list[list[bytes]] = []
+        self._entries: list[bytes] = []
+        self._leaves: list[bytes] = []
+        self._pending: int | None = None
+        self._reader: tiles.TileReader | None = None
+        self.checkpointed = 0
+        try:
+            self._recover()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- reading --------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._full + len(self._entries)
+
+    def entry(self, index: int) -> bytes:
+        """The entry at ``index``, durable or pending."""
+        if self._full <= index < self.size:
+            return self._entries[index - self._full]
+        if self._reader is None or self._reader.size != self._full:
+            self._reader = tiles.TileReader(tiles.directory_reader(self.root), self._full)
+        return self._reader.entry(index)
+
+    def root_hash(self) -> bytes:
+        cr = self._range.copy()
+        for h in self._leaves:
+            cr.append(h)
+        return cr.root()
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        path = self.root / CHECKPOINT_FILE
+        if not path.exists():
+            return None
+        return SignedCheckpoint.parse(path.read_bytes())
+
+    # -- recovery -------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        state_path = self.root / STATE_FILE
+        if state_path.exists():
+            state = json.loads(state_path.read_text())
+            if state.get("origin") != self.origin:
+                raise LogError(
+                    f"{self.root} holds the log {state.get('origin')!r}, not {self.origin!r}"
+                )
+            self._full = int(state["full"])
+            hashes = [base64.b64decode(h) for h in state["range"]]
+            self._range = merkle.CompactRange(self._full, hashes)
+        else:
+            self._save_state()
+        self._rebuild_upper()
+        bundle = self._full // tiles.TILE_WIDTH
+        entries = self._read_pending(bundle)
+        self._open_pending(bundle, entries)
+        if len(self._entries) == tiles.TILE_WIDTH:
+            # The crash came after the bundle's last entry was durable and before the
+            # bundle was finished: finish it now.
+            self._finish_bundle()
+        for stale in (self.root / HISTORY_DIR).glob(".*.tmp"):
+            stale.unlink()
+        cp = self.latest_checkpoint()
+        self.checkpointed = cp.checkpoint.size if cp else 0
+        if self.checkpointed > self.size:
+            raise LogError(
+                f"{self.root}: the checkpoint covers {self.checkpointed} entries "
+                f"but only {self.size} are stored"
+            )
+
+    def _rebuild_upper(self) -> None:
+        self._upper = []
+        level = 1
+        while True:
+            count = self._full >> (tiles.TILE_HEIGHT * level)
+            width = count % tiles.TILE_WIDTH
+            first = count - width
+            reader = tiles.TileReader(tiles.directory_reader(self.root), self._full)
+            self._upper.append(
+                [merkle.perfect_root(reader.tile(level - 1, i)) for i in range(first, count)]
+            )
+            if count < tiles.TILE_WIDTH:
+                return
+            level += 1
+
+    def _read_pending(self, bundle: int) -> list[bytes]:
+        path = self.root / PENDING_FILE
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        if len(data) < _HEADER.size:
+            return []
+        magic, index = _HEADER.unpack_from(data)
+        if magic != _PENDING_MAGIC:
+            raise LogError(f"{path} is not a pending bundle of this log")
+        if index != bundle:
+            # log.json moved past this bundle before the crash: its entries are in tiles.
+            if index < bundle:
+                return []
+            raise LogError(f"{path} is for bundle {index}, but log.json ends at {bundle}")
+        entries: list[bytes] = []
+        pos = _HEADER.size
+        first = bundle * tiles.TILE_WIDTH
+        while pos + _RECORD.size <= len(data) and len(entries) < tiles.TILE_WIDTH:
+            crc, n = _RECORD.unpack_from(data, pos)
+            entry = data[pos + _RECORD.size : pos + _RECORD.size + n]
+            if len(entry) != n or _record_crc(first + len(entries), entry) != crc:
+                break
+            entries.append(entry)
+            pos += _RECORD.size + n
+        return entries
+
+    def _open_pending(self, bundle: int, entries: Sequence[bytes]) -> None:
+        """Rewrite ``pending`` for ``bundle`` holding exactly ``entries``, and open it."""
+        first = bundle * tiles.TILE_WIDTH
+        out = bytearray(_HEADER.pack(_PENDING_MAGIC, bundle))
+        for i, e in enumerate(entries):
+            out += _RECORD.pack(_record_crc(first + i, e), len(e)) + e
+        path = self.root / PENDING_FILE
+        write_durable(path, bytes(out), 0o600)
+        self._pending_fh = path.open("ab", buffering=0)
+        self._pending = bundle
+        self._entries = list(entries)
+        self._leaves = [merkle.leaf_hash(e) for e in entries]
+
+    # -- writing --------------------------------------------------------------------
+
+    def _save_state(self) -> None:
+        state = {
+            "format": 1,
+            "origin": self.origin,
+            "full": self._full,
+            "range": [base64.b64encode(h).decode() for h in self._range.hashes],
+        }
+        write_durable(self.root / STATE_FILE, json.dumps(state, indent=1).encode() + b"\n")
+
+    def _write_tile(self, level: int | str, index: int, data: bytes, width: int) -> None:
+        write_durable(self.root / tiles.tile_path(level, index, width), data)
+
+    def _drop_partials(self, level: int | str, index: int) -> None:
+        partial = self.root / f"{tiles.tile_path(level, index)}.p"
+        if partial.is_dir():
+            shutil.rmtree(partial)
+
+    def _finish_bundle(self) -> None:
+        bundle = self._full // tiles.TILE_WIDTH
+        self._write_tile("entries", bundle, tiles.encode_bundle(self._entries), tiles.TILE_WIDTH)
+        self._write_tile(0, bundle, b"".join(self._leaves), tiles.TILE_WIDTH)
+        subtree = merkle.perfect_root(self._leaves)
+        self._range.append_subtree(subtree, tiles.TILE_HEIGHT)
+        finished: list[tuple[int | str, int]] = [("entries", bundle), (0, bundle)]
+        # Carry the new subtree up through every tile it completes.
+        level, index, h = 1, bundle, subtree
+        while True:
+            if len(self._upper) < level:
+                self._upper.append([])
+            row = self._upper[level - 1]
+            row.append(h)
+            index //= tiles.TILE_WIDTH
+            if len(row) < tiles.TILE_WIDTH:
+                break
+            self._write_tile(level, index, b"".join(row), tiles.TILE_WIDTH)
+            finished.append((level, index))
+            h = merkle.perfect_root(row)
+            row.clear()
+            level += 1
+        self._full += tiles.TILE_WIDTH
+        self._save_state()
+        self._pending_fh.close()
+        self._open_pending(bundle + 1, [])
+        for lvl, idx in finished:
+            self._drop_partials(lvl, idx)
+
+    def append(self, entries: Sequence[bytes]) -> int:
+        """Append ``entries``; when this returns they are durable. Returns the first index."""
+        first = self.size
+        for e in entries:
+            if len(e) > tiles.MAX_ENTRY_SIZE:
+                raise LogError(f"an entry of {len(e)} bytes exceeds {tiles.MAX_ENTRY_SIZE}")
+        buf = bytearray()
+        for e in entries:
+            index = self.size
+            buf += _RECORD.pack(_record_crc(index, e), len(e)) + e
+            self._entries.append(e)
+            self._leaves.append(merkle.leaf_hash(e))
+            if len(self._entries) == tiles.TILE_WIDTH:
+                self._pending_fh.write(buf)
+                os.fdatasync(self._pending_fh.fileno())
+                buf.clear()
+                self._finish_bundle()
+        if buf:
+            self._pending_fh.write(buf)
+            os.fdatasync(self._pending_fh.fileno())
+        return first
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """Serve the current size: write its partial tiles, then sign and publish it."""
+        size = self.size
+        if self._entries:
+            bundle, width = self._full // tiles.TILE_WIDTH, len(self._entries)
+            self._write_tile("entries", bundle, tiles.encode_bundle(self._entries), width)
+            self._write_tile(0, bundle, b"".join(self._leaves), width)
+        for level, row in enumerate(self._upper, start=1):
+            if row:
+                index = (size >> (tiles.TILE_HEIGHT * level)) // tiles.TILE_WIDTH
+                self._write_tile(level, index, b"".join(row), len(row))
+        signed = sign(Checkpoint(self.origin, size, self.root_hash()), self.signer)
+        data = signed.encode()
+        write_durable(self.root / HISTORY_DIR / f"{size:020d}", data)
+        write_durable(self.root / CHECKPOINT_FILE, data)
+        self.checkpointed = size
+        return signed
+
+    def close(self) -> None:
+        with contextlib.suppress(AttributeError):
+            self._pending_fh.close()
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+
+
+Ack = Callable[[int], None]
+
+
+class Writer:
+    """The single writer: batches what callers append, commits, then acknowledges.
+
+    A batch takes what is queued, up to :data:`MAX_BATCH` entries. It never waits for
+    more: under load the queue refills while a batch commits, so batches grow on their
+    own, and a lone entry is committed at once, well within :data:`MAX_DELAY`. While
+    entries arrive a checkpoint is signed every ``checkpoint_interval`` seconds, and
+    once more when the writer closes.
+    """
+
+    def __init__(self, log: Log, checkpoint_interval: float = CHECKPOINT_INTERVAL) -> None:
+        if not 0 < checkpoint_interval <= 10:
+            raise ValueError("checkpoints are signed at least every 10 seconds")
+        self.log = log
+        self.interval = checkpoint_interval
+        self._queue: queue.SimpleQueue[tuple[bytes, Future[int]] | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._closed = False
+        self._last_checkpoint = time.monotonic()
+        self.batches = 0
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def append(self, entry: bytes) -> Future[int]:
+        """Queue ``entry``; the future resolves to its index once it is durable."""
+        if self._closed:
+            raise LogError("the ledger writer is closed")
+        if self._error is not None:
+            raise LogError(f"the ledger writer failed: {self._error}") from self._error
+        if len(entry) > tiles.MAX_ENTRY_SIZE:
+            raise LogError(f"an entry of {len(entry)} bytes exceeds {tiles.MAX_ENTRY_SIZE}")
+        fut: Future[int] = Future()
+        self._queue.put((entry, fut))
+        return fut
+
+    def _take_batch(self) -> tuple[list[tuple[bytes, Future[int]]], bool]:
+        timeout = max(0.0, self._last_checkpoint + self.interval - time.monotonic())
+        batch: list[tuple[bytes, Future[int]]] = []
+        stop = False
+        try:
+            pending = self.log.size > self.log.checkpointed
+            item = self._queue.get(timeout=timeout if pending else None)
+        except queue.Empty:
+            return batch, stop
+        while True:
+            if item is None:
+                stop = True
+                break
+            batch.append(item)
+            if len(batch) >= MAX_BATCH:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return batch, stop
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch, stop = self._take_batch()
+            try:
+                if batch:
+                    first = self.log.append([e for e, _ in batch])
+                    self.batches += 1
+                    for i, (_, fut) in enumerate(batch):
+                        fut.set_result(first + i)
+                due = time.monotonic() >= self._last_checkpoint + self.interval
+                if (due or stop) and self.log.size > self.log.checkpointed:
+                    self.log.checkpoint()
+                    self._last_checkpoint = time.monotonic()
+                elif due:
+                    self._last_checkpoint = time.monotonic()
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+                self._error = exc
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                self._fail_queued(exc)
+                return
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item[1].set_exception(exc)
+
+    def close(self) -> None:
+        """Commit what is queued, sign a final checkpoint, and stop."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise LogError(f"the ledger writer failed: {self._error}") from self._error
+
+
+@contextlib.contextmanager
+def open_writer(
+    root: Path, origin: str, signer: Signer, checkpoint_interval: float = CHECKPOINT_INTERVAL
+) -> Iterator[Writer]:
+    log = Log(root, origin, signer)
+    try:
+        writer = Writer(log, checkpoint_interval)
+        try:
+            yield writer
+        finally:
+            writer.close()
+    finally:
+        log.close()

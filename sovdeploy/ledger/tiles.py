@@ -1,0 +1,172 @@
+"""The C2SP tlog-tiles layout: tile paths, entry bundles, and a tree read from tiles.
+
+A log directory holds exactly what the spec serves, so that any tlog-tiles client can
+read a copy of it::
+
+    checkpoint                     the latest signed checkpoint
+    tile/<L>/<N>[.p/<W>]           hash tiles (256 hashes of 32 bytes when full)
+    tile/entries/<N>[.p/<W>]       entry bundles (big-endian uint16 length-prefixed entries)
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from sovdeploy.ledger import merkle
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+#: An entry bundle's length prefix is a uint16.
+MAX_ENTRY_SIZE = 0xFFFF
+
+
+class TileError(ValueError):
+    """A tile or bundle is missing or malformed."""
+
+
+def encode_index(n: int) -> str:
+    """Encode a tile index as zero-padded 3-digit path elements, ``x``-prefixed but the last."""
+    if n < 0:
+        raise ValueError("a tile index is not negative")
+    parts = []
+    while True:
+        parts.append(f"{n % 1000:03d}")
+        n //= 1000
+        if n == 0:
+            break
+    parts.reverse()
+    return "/".join(["x" + p for p in parts[:-1]] + parts[-1:])
+
+
+def tile_path(level: int | str, index: int, width: int = TILE_WIDTH) -> str:
+    """The spec path of a tile (``level`` ``"entries"`` for an entry bundle)."""
+    if not 1 <= width <= TILE_WIDTH:
+        raise ValueError(f"a tile is 1 to {TILE_WIDTH} wide, not {width}")
+    path = f"tile/{level}/{encode_index(index)}"
+    return path if width == TILE_WIDTH else f"{path}.p/{width}"
+
+
+def tiles_for_size(size: int) -> Iterator[tuple[int, int, int]]:
+    """Every (level, index, width) hash tile a tree of ``size`` leaves is served as."""
+    level = 0
+    while True:
+        count = size >> (TILE_HEIGHT * level)
+        if count == 0:
+            return
+        full, partial = divmod(count, TILE_WIDTH)
+        for n in range(full):
+            yield level, n, TILE_WIDTH
+        if partial:
+            yield level, full, partial
+        if full == 0:
+            return
+        level += 1
+
+
+def encode_bundle(entries: Sequence[bytes]) -> bytes:
+    out = bytearray()
+    for e in entries:
+        if len(e) > MAX_ENTRY_SIZE:
+            raise TileError(f"an entry of {len(e)} bytes exceeds {MAX_ENTRY_SIZE}")
+        out += struct.pack(">H", len(e))
+        out += e
+    return bytes(out)
+
+
+def decode_bundle(data: bytes) -> list[bytes]:
+    entries = []
+    pos, end = 0, len(data)
+    while pos < end:
+        if pos + 2 > end:
+            raise TileError("an entry bundle ends inside a length prefix")
+        n = (data[pos] << 8) | data[pos + 1]
+        pos += 2
+        if pos + n > end:
+            raise TileError("an entry bundle ends inside an entry")
+        entries.append(data[pos : pos + n])
+        pos += n
+    return entries
+
+
+def split_hashes(data: bytes) -> list[bytes]:
+    if len(data) % merkle.HASH_SIZE:
+        raise TileError(f"a hash tile of {len(data)} bytes is not a whole number of hashes")
+    return [data[i : i + merkle.HASH_SIZE] for i in range(0, len(data), merkle.HASH_SIZE)]
+
+
+#: Reads the file at a spec path (``tile/0/000``) of a log; None when there is none.
+FileReader = Callable[[str], bytes | None]
+
+
+def directory_reader(root: Path) -> FileReader:
+    def read(path: str) -> bytes | None:
+        try:
+            return (root / path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    return read
+
+
+class TileReader:
+    """The hashes of a tree of a given size, read from a log's tiles."""
+
+    def __init__(self, read: FileReader, size: int) -> None:
+        self.read = read
+        self.size = size
+        self._cache: dict[tuple[int, int], list[bytes]] = {}
+        self._bundle: tuple[int, list[bytes]] = (-1, [])
+
+    def tile(self, level: int, index: int) -> list[bytes]:
+        key = (level, index)
+        if key not in self._cache:
+            count = self.size >> (TILE_HEIGHT * level)
+            full = count // TILE_WIDTH
+            width = TILE_WIDTH if index < full else count % TILE_WIDTH
+            if index > full or width == 0:
+                raise TileError(f"tile {level}/{index} is beyond a tree of size {self.size}")
+            path = tile_path(level, index, width)
+            data = self.read(path)
+            if data is None:
+                raise TileError(f"{path} is missing")
+            hashes = split_hashes(data)
+            if len(hashes) != width:
+                raise TileError(f"{path} holds {len(hashes)} hashes, not {width}")
+            self._cache[key] = hashes
+        return self._cache[key]
+
+    def node(self, height: int, index: int) -> bytes:
+        """The hash of the perfect subtree at (height, index); a :data:`merkle.NodeReader`."""
+        level, below = divmod(height, TILE_HEIGHT)
+        first = index << below
+        tile_index, offset = divmod(first, TILE_WIDTH)
+        hashes = self.tile(level, tile_index)
+        span = hashes[offset : offset + (1 << below)]
+        if len(span) != 1 << below:
+            raise TileError(f"node {height}/{index} is beyond a tree of size {self.size}")
+        return merkle.perfect_root(span)
+
+    def root(self) -> bytes:
+        if self.size == 0:
+            return merkle.EMPTY_ROOT
+        return merkle.range_hash(self.node, 0, self.size)
+
+    def entry(self, index: int) -> bytes:
+        if not 0 <= index < self.size:
+            raise TileError(f"entry {index} is not in a tree of size {self.size}")
+        n, offset = divmod(index, TILE_WIDTH)
+        if self._bundle[0] == n:
+            return self._bundle[1][offset]
+        full = self.size // TILE_WIDTH
+        width = TILE_WIDTH if n < full else self.size % TILE_WIDTH
+        path = tile_path("entries", n, width)
+        data = self.read(path)
+        if data is None:
+            raise TileError(f"{path} is missing")
+        entries = decode_bundle(data)
+        if len(entries) != width:
+            raise TileError(f"{path} holds {len(entries)} entries, not {width}")
+        self._bundle = (n, entries)
+        return entries[offset]
