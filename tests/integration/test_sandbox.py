@@ -167,6 +167,29 @@ def test_every_step_is_recorded(sandbox):
     assert {r["host"] for r in tasks} == set(HOSTS)
 
 
+def test_the_ledger_holds_every_step_and_verifies(sandbox, tmp_path):
+    inv, _ = sandbox
+    state = inv / ".sovdeploy"
+    from sovdeploy.ledger import local, records
+
+    entries = [records.decode(e) for e in local.entries(state)]
+    tasks = [e for e in entries if e["kind"] == "task"]
+    assert {e["host"] for e in tasks} == set(HOSTS)
+    assert any(e.get("sha1") for e in tasks), "no file checksum from a template task"
+    assert {"command", "phase_start", "phase_end", "terraform_plan", "artifact"} <= {
+        e["kind"] for e in entries
+    }
+    trusted = tmp_path / "checkpoint"
+    trusted.write_bytes((state / "ledger" / "checkpoint").read_bytes())
+    sovdeploy("status", inv=inv)
+    sovdeploy("up", inv=inv)  # appends more; the log must extend what the auditor saved
+    verified = sovdeploy(
+        "audit", "verify", "--key", str(state / "keys" / "ledger.pub"), "--trusted",
+        str(trusted), inv=inv,
+    )  # fmt: skip
+    assert "verified" in verified.stdout
+
+
 def test_failed_playbook_names_host_and_task_and_resumes(sandbox):
     inv, _ = sandbox
     extra = inv / "host_vars"
