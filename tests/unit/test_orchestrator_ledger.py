@@ -1,6 +1,6 @@
 """The orchestrator appends what it does to the deployment's ledger, as it happens.
 
-`sovdeploy plan` of the production example runs without hosts; its records (the
+`sovdeploy plan` of a small inventory runs without hosts; its records (the
 command, each phase's start and end, the render) must be in the ledger, the ledger
 must verify, and `audit prove` must give a receipt that checks against the key alone.
 """
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliRunner]:
     tmp = tmp_path_factory.mktemp("ledger-plan")
-    inventory = tmp / "example-eu"
-    shutil.copytree(ROOT / "inventories" / "example-eu", inventory)
+    inventory = tmp / "minimal"
+    shutil.copytree(ROOT / "tests" / "inventories" / "minimal", inventory)
     runner = CliRunner(
         env={
             "SOVDEPLOY_VAULT_PASSWORD_FILE": str(tmp / "vault.pass"),
