@@ -56,6 +56,23 @@ def blob_path(root: Path, digest: str) -> Path:
     return root / BLOB_DIR / digest[:2] / digest
 
 
+def entry_for(record: Mapping[str, Any], root: Path) -> bytes:
+    """The entry for ``record``: its canonical bytes, or, when too large, a blob reference.
+
+    The blob (the whole canonical record) is written to the log's ``blobs/`` first; the
+    entry keeps ``kind``, ``source``, ``seq`` and ``time`` and names the blob's digest.
+    """
+    entry = encode(record)
+    if len(entry) <= tiles.MAX_ENTRY_SIZE:
+        return entry
+    digest = hashlib.sha256(entry).hexdigest()
+    path = blob_path(root, digest)
+    if not path.exists():
+        write_durable(path, entry)
+    head = {k: record[k] for k in ("kind", "source", "seq", "time") if k in record}
+    return encode({**head, "blob": {"sha256": digest, "size": len(entry)}})
+
+
 class Ledger:
     """Appends records for one source, numbering them; large ones go to blobs."""
 
@@ -84,13 +101,6 @@ class Ledger:
             raise RecordError(f"reserved field(s) {sorted(reserved)} in a {kind} record")
         with self._lock:
             head = {"kind": kind, "source": self.source, "seq": self._seq, "time": self.clock()}
-            entry = encode({**head, **fields})
-            if len(entry) > tiles.MAX_ENTRY_SIZE:
-                digest = hashlib.sha256(entry).hexdigest()
-                path = blob_path(self.writer.log.root, digest)
-                if not path.exists():
-                    write_durable(path, entry)
-                entry = encode({**head, "blob": {"sha256": digest, "size": len(entry)}})
-            fut = self.writer.append(entry)
+            fut = self.writer.append(entry_for({**head, **fields}, self.writer.log.root))
             self._seq += 1
             return fut

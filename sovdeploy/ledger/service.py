@@ -1,0 +1,229 @@
+"""The ledger service on a log host: takes records over HTTPS, serves the log read-only.
+
+``POST /add`` takes JSON Lines, one record per line, each an object with ``source``,
+``seq`` (the source's own counter) and ``kind``; it answers once every record is durable,
+with their indices. Only a client holding a certificate from the deployment CA may
+post, and only for sources named after its certificate's common name (``<CN>`` or
+``<CN>/<anything>``), so one host cannot write as another. Concurrent requests share the
+single writer's batches.
+
+``GET`` serves the tlog-tiles files (``checkpoint``, ``tile/...``), the checkpoint
+history (``checkpoints/``, a listing, one name per line) and ``blobs/``, to anyone who
+reaches it over TLS: an auditor needs no client certificate to read.
+
+Run: ``python3 -m sovdeploy.ledger.service --root DIR --origin NAME --key FILE --ca FILE
+--cert FILE --cert-key FILE --listen ADDRESS:PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.server
+import json
+import re
+import ssl
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from sovdeploy.ledger import records
+from sovdeploy.ledger.log import CHECKPOINT_FILE, CHECKPOINT_INTERVAL, HISTORY_DIR, Log, Writer
+from sovdeploy.ledger.note import Signer
+
+MAX_BODY = 4 * 1024 * 1024
+_SERVED = re.compile(
+    r"^(checkpoint|tile/(\d|entries)(/x\d{3})*/\d{3}(\.p/\d{1,3})?|checkpoints/\d{20}|"
+    r"blobs/[0-9a-f]{2}/[0-9a-f]{64})$"
+)
+
+
+class RecordRefused(ValueError):  # noqa: N818 - the client's mistake, answered as such
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_record(record: Any, identity: str) -> dict[str, Any]:
+    """A record as posted, checked: an object, a source this client may write for, a seq."""
+    if not isinstance(record, dict):
+        raise RecordRefused(400, "a record is a JSON object")
+    source, seq, kind = record.get("source"), record.get("seq"), record.get("kind")
+    if not isinstance(source, str) or not isinstance(kind, str) or not kind:
+        raise RecordRefused(400, "a record has a string 'source' and 'kind'")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise RecordRefused(400, f"record of {source}: 'seq' is a non-negative integer")
+    if source != identity and not source.startswith(identity + "/"):
+        raise RecordRefused(403, f"{identity} may not write records of source {source}")
+    return record
+
+
+class LedgerService:
+    def __init__(self, root: Path, writer: Writer) -> None:
+        self.root = root
+        self.writer = writer
+
+    def add(self, lines: Sequence[bytes], identity: str) -> list[int]:
+        """Append the posted records; return their indices once all are durable."""
+        entries = []
+        for n, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise RecordRefused(400, f"line {n}: {exc}") from None
+            entries.append(records.entry_for(check_record(record, identity), self.root))
+        futures = [self.writer.append(e) for e in entries]
+        return [f.result() for f in futures]
+
+    def read(self, path: str) -> bytes | None:
+        if path in ("checkpoints", "checkpoints/"):
+            d = self.root / HISTORY_DIR
+            names = sorted(p.name for p in d.iterdir() if not p.name.startswith("."))
+            return "".join(f"{n}\n" for n in names).encode()
+        if not _SERVED.match(path):
+            return None
+        with contextlib.suppress(FileNotFoundError):
+            return (self.root / path).read_bytes()
+        return None
+
+
+def client_identity(sock: Any) -> str | None:
+    """The common name of the verified client certificate, if the client sent one."""
+    try:
+        der = sock.getpeercert(binary_form=True)
+    except (AttributeError, ValueError):
+        return None
+    if not der:
+        return None
+    names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    service: LedgerService
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].lstrip("/")
+        data = self.service.read(path)
+        if data is None:
+            self._send(404, b"not found\n")
+            return
+        kind = "text/plain; charset=utf-8" if not path.startswith("tile/") else None
+        self._send(200, data, kind or "application/octet-stream")
+
+    def do_POST(self) -> None:
+        if self.path.rstrip("/") != "/add":
+            self._send(404, b"not found\n")
+            return
+        identity = client_identity(self.connection)
+        if identity is None:
+            self._send(403, b"posting needs a client certificate from the deployment CA\n")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send(413, b"request too large\n")
+            return
+        lines = [ln for ln in self.rfile.read(length).split(b"\n") if ln.strip()]
+        try:
+            indices = self.service.add(lines, identity)
+        except RecordRefused as exc:
+            self._send(exc.status, f"{exc}\n".encode())
+            return
+        self._send(200, json.dumps({"indices": indices}).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        if self.path.lstrip("/").startswith("tile/") and status == 200:
+            self.send_header("Cache-Control", "public, max-age=31536000, immutable")
+        elif status == 200:
+            self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: what matters is in the ledger itself."""
+
+
+def tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+    context.load_cert_chain(cert, key)
+    # Readers need no certificate; a certificate that is sent must verify, and posting
+    # needs one (checked per request).
+    context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+def serve(
+    service: LedgerService, address: tuple[str, int], context: ssl.SSLContext
+) -> http.server.ThreadingHTTPServer:
+    handler = type("LedgerHandler", (_Handler,), {"service": service})
+    server = http.server.ThreadingHTTPServer(address, handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server
+
+
+@contextlib.contextmanager
+def running(  # noqa: PLR0913 - the service's whole configuration
+    root: Path,
+    origin: str,
+    signer: Signer,
+    address: tuple[str, int],
+    context: ssl.SSLContext,
+    checkpoint_interval: float = CHECKPOINT_INTERVAL,
+) -> Iterator[http.server.ThreadingHTTPServer]:
+    """Open the log, serve it, and on exit stop serving and sign a final checkpoint."""
+    import threading
+
+    log = Log(root, origin, signer)
+    try:
+        writer = Writer(log, checkpoint_interval)
+        try:
+            if log.checkpointed < log.size or not (root / CHECKPOINT_FILE).exists():
+                log.checkpoint()
+            server = serve(LedgerService(root, writer), address, context)
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            try:
+                yield server
+            finally:
+                server.shutdown()
+                server.server_close()
+        finally:
+            writer.close()
+    finally:
+        log.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="sovdeploy-ledger", description=__doc__)
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--origin", required=True)
+    parser.add_argument("--key", type=Path, required=True, help="signer key file (0600)")
+    parser.add_argument("--ca", type=Path, required=True)
+    parser.add_argument("--cert", type=Path, required=True)
+    parser.add_argument("--cert-key", type=Path, required=True)
+    parser.add_argument("--listen", default="0.0.0.0:8443")
+    args = parser.parse_args(argv)
+    host, _, port = args.listen.rpartition(":")
+    signer = Signer.parse(args.key.read_text())
+    context = tls_context(args.ca, args.cert, args.cert_key)
+    with running(args.root, args.origin, signer, (host, int(port)), context) as server:
+        print(f"ledger {args.origin} serving on {server.server_address}", file=sys.stderr)
+        import signal
+        import threading
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+
+
+if __name__ == "__main__":
+    main()
