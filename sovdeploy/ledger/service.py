@@ -170,12 +170,13 @@ def serve(
 
 
 @contextlib.contextmanager
-def running(  # noqa: PLR0913 - the service's whole configuration
+def running(
     root: Path,
     origin: str,
     signer: Signer,
     address: tuple[str, int],
     context: ssl.SSLContext,
+    *,
     checkpoint_interval: float = CHECKPOINT_INTERVAL,
 ) -> Iterator[http.server.ThreadingHTTPServer]:
     """Open the log, serve it, and on exit stop serving and sign a final checkpoint."""

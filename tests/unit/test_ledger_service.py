@@ -79,7 +79,9 @@ def pki(tmp_path: Path) -> Path:
 def url(pki: Path, tmp_path: Path) -> Iterator[str]:
     context = service.tls_context(pki / "ca.crt", pki / "server.crt", pki / "server.key")
     address = ("127.0.0.1", 0)
-    with service.running(tmp_path / "log", ORIGIN, SIGNER, address, context, 0.2) as server:
+    with service.running(
+        tmp_path / "log", ORIGIN, SIGNER, address, context, checkpoint_interval=0.2
+    ) as server:
         yield f"https://127.0.0.1:{server.server_address[1]}"
 
 
