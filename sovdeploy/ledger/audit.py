@@ -511,15 +511,7 @@ class _Recompute:
 
     def _carry(self, subtree: bytes, bundle: int) -> None:
         """Add a full bundle's subtree to the tiles above, checking each one it completes."""
-        level, index, h = 1, bundle, subtree
-        while True:
-            if len(self.upper) < level:
-                self.upper.append([])
-            row = self.upper[level - 1]
-            row.append(h)
-            index //= tiles.TILE_WIDTH
-            if len(row) < tiles.TILE_WIDTH:
-                return
+        for level, index, row in tiles.carry(self.upper, subtree, bundle):
             served = self._served(level, index)
             if served is None:
                 self.report.add(Tamper.DELETED, f"hash tile {level}/{index} is missing")
@@ -527,6 +519,3 @@ class _Recompute:
                 self.report.add(
                     Tamper.MODIFIED, f"hash tile {level}/{index} differs from the entries"
                 )
-            h = merkle.perfect_root(row)
-            row.clear()
-            level += 1

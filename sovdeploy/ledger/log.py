@@ -259,21 +259,9 @@ class Log:
         subtree = merkle.perfect_root(self._leaves)
         self._range.append_subtree(subtree, tiles.TILE_HEIGHT)
         finished: list[tuple[int | str, int]] = [("entries", bundle), (0, bundle)]
-        # Carry the new subtree up through every tile it completes.
-        level, index, h = 1, bundle, subtree
-        while True:
-            if len(self._upper) < level:
-                self._upper.append([])
-            row = self._upper[level - 1]
-            row.append(h)
-            index //= tiles.TILE_WIDTH
-            if len(row) < tiles.TILE_WIDTH:
-                break
+        for level, index, row in tiles.carry(self._upper, subtree, bundle):
             self._write_tile(level, index, b"".join(row), tiles.TILE_WIDTH)
             finished.append((level, index))
-            h = merkle.perfect_root(row)
-            row.clear()
-            level += 1
         self._full += tiles.TILE_WIDTH
         self._save_state()
         self._pending_fh.close()

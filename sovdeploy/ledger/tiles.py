@@ -65,6 +65,38 @@ def tiles_for_size(size: int) -> Iterator[tuple[int, int, int]]:
         level += 1
 
 
+def served_width(count: int, index: int) -> int:
+    """How many hashes (or entries) tile ``index`` holds when its level has ``count``; 0: none."""
+    full = count // TILE_WIDTH
+    if index < full:
+        return TILE_WIDTH
+    return count % TILE_WIDTH if index == full else 0
+
+
+def carry(
+    upper: list[list[bytes]], subtree: bytes, bundle: int
+) -> list[tuple[int, int, list[bytes]]]:
+    """Add a full bundle's subtree hash to the partial tiles above it.
+
+    ``upper[l - 1]`` holds the hashes of the partial tile at level ``l``. Returns each
+    tile this completes, as (level, index, hashes), lowest first.
+    """
+    completed: list[tuple[int, int, list[bytes]]] = []
+    level, index, h = 1, bundle, subtree
+    while True:
+        if len(upper) < level:
+            upper.append([])
+        row = upper[level - 1]
+        row.append(h)
+        index //= TILE_WIDTH
+        if len(row) < TILE_WIDTH:
+            return completed
+        completed.append((level, index, list(row)))
+        h = merkle.perfect_root(row)
+        row.clear()
+        level += 1
+
+
 def encode_bundle(entries: Sequence[bytes]) -> bytes:
     out = bytearray()
     for e in entries:
@@ -122,10 +154,8 @@ class TileReader:
     def tile(self, level: int, index: int) -> list[bytes]:
         key = (level, index)
         if key not in self._cache:
-            count = self.size >> (TILE_HEIGHT * level)
-            full = count // TILE_WIDTH
-            width = TILE_WIDTH if index < full else count % TILE_WIDTH
-            if index > full or width == 0:
+            width = served_width(self.size >> (TILE_HEIGHT * level), index)
+            if width == 0:
                 raise TileError(f"tile {level}/{index} is beyond a tree of size {self.size}")
             path = tile_path(level, index, width)
             data = self.read(path)
@@ -159,8 +189,7 @@ class TileReader:
         n, offset = divmod(index, TILE_WIDTH)
         if self._bundle[0] == n:
             return self._bundle[1][offset]
-        full = self.size // TILE_WIDTH
-        width = TILE_WIDTH if n < full else self.size % TILE_WIDTH
+        width = served_width(self.size, n)
         path = tile_path("entries", n, width)
         data = self.read(path)
         if data is None:
