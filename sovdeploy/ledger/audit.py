@@ -471,7 +471,7 @@ class _Recompute:
         return self.roots
 
     def _bundle(self, b: _Bundle) -> bool:
-        computed = [merkle.leaf_hash(e) for e in b.entries]
+        computed = merkle.leaf_hashes(b.entries)
         try:
             served = self.reader.tile(0, b.index)
         except tiles.TileError as exc:

@@ -2,18 +2,20 @@
 
 Durability rests on two files besides the tiles:
 
-- ``pending`` holds the entries of the bundle being filled, each record framed with a
-  CRC-32 over (index, length, entry), appended and fdatasync'd once per batch. A torn
-  or zero-filled tail fails its CRC and is cut off at the next open; it was never
-  acknowledged, because acknowledgement waits for the fdatasync.
-- ``log.json`` records how many entries sit in full bundles, and the compact range
-  (the right edge of the tree) over them. It is replaced atomically after a full
-  bundle and its tiles are on disk, and before ``pending`` moves to the next bundle.
+- ``pending``, a write-ahead log: every entry since ``log.json`` was last written, each
+  record framed with a CRC-32 over (index, length, entry), appended and fdatasync'd
+  once per batch before anything else happens to the batch. A torn or zero-filled tail
+  fails its CRC and is cut off at the next open; it was never acknowledged, because
+  acknowledgement waits for the fdatasync.
+- ``log.json``: how many entries sit in full bundles, and the compact range (the right
+  edge of the tree) over them. Every :data:`WAL_BUNDLES` bundles it is replaced
+  atomically, and only then does ``pending`` restart with what follows.
 
-Every other file is written to a temporary name, fsync'd, renamed, and its directory
-fsync'd, so a crash at any instant leaves either the old file or the new one. Opening
-the log redoes whatever the crash interrupted (finishing a bundle ``pending`` already
-holds in full, dropping a ``pending`` that ``log.json`` has moved past).
+Full bundles and their tiles are written as they fill. Every file is written to a
+temporary name, fsync'd, renamed, and its directory fsync'd, so a crash at any instant
+leaves either the old file or the new one. Opening the log redoes whatever the crash
+interrupted: it finishes every bundle ``pending`` holds in full (rewriting the same
+bytes where they were already written) and skips what ``log.json`` already covers.
 
 :class:`Writer` is the single writer: callers hand it entries from any thread and get
 a future that resolves to the entry's index once the entry is durable.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import io
 import json
 import os
 import queue
@@ -50,6 +53,8 @@ CHECKPOINT_FILE = "checkpoint"
 HISTORY_DIR = "checkpoints"
 LOCK_FILE = "lock"
 
+#: ``pending`` restarts (and log.json is rewritten) once it holds this many full bundles.
+WAL_BUNDLES = 16
 #: A batch never holds more than this many entries (one bundle's worth).
 MAX_BATCH = 256
 #: Nor does an entry wait longer than this for its batch to be committed.
@@ -109,7 +114,8 @@ class Log:
         self._upper: list[list[bytes]] = []
         self._entries: list[bytes] = []
         self._leaves: list[bytes] = []
-        self._pending: int | None = None
+        self._wal_start = 0
+        self._pending_fh: io.FileIO | None = None
         self._reader: tiles.TileReader | None = None
         self.checkpointed = 0
         try:
@@ -160,13 +166,16 @@ class Log:
         else:
             self._save_state()
         self._rebuild_upper()
-        bundle = self._full // tiles.TILE_WIDTH
-        entries = self._read_pending(bundle)
-        self._open_pending(bundle, entries)
-        if len(self._entries) == tiles.TILE_WIDTH:
-            # The crash came after the bundle's last entry was durable and before the
-            # bundle was finished: finish it now.
-            self._finish_bundle()
+        # Redo what the crash interrupted: finish every bundle the write-ahead log holds
+        # in full, then start it afresh with the partial bundle.
+        wal = self._read_wal()
+        self._entries, self._leaves = [], []
+        for e in wal:
+            self._entries.append(e)
+            self._leaves.append(merkle.leaf_hash(e))
+            if len(self._entries) == tiles.TILE_WIDTH:
+                self._finish_bundle()
+        self._checkpoint_wal()
         for stale in (self.root / HISTORY_DIR).glob(".*.tmp"):
             stale.unlink()
         cp = self.latest_checkpoint()
@@ -192,7 +201,8 @@ class Log:
                 return
             level += 1
 
-    def _read_pending(self, bundle: int) -> list[bytes]:
+    def _read_wal(self) -> list[bytes]:
+        """The entries of ``pending`` from the first one not yet in a full bundle on disk."""
         path = self.root / PENDING_FILE
         try:
             data = path.read_bytes()
@@ -200,38 +210,41 @@ class Log:
             return []
         if len(data) < _HEADER.size:
             return []
-        magic, index = _HEADER.unpack_from(data)
+        magic, start = _HEADER.unpack_from(data)
         if magic != _PENDING_MAGIC:
-            raise LogError(f"{path} is not a pending bundle of this log")
-        if index != bundle:
-            # log.json moved past this bundle before the crash: its entries are in tiles.
-            if index < bundle:
-                return []
-            raise LogError(f"{path} is for bundle {index}, but log.json ends at {bundle}")
+            raise LogError(f"{path} is not the write-ahead log of this log")
+        if start > self._full:
+            raise LogError(f"{path} starts at entry {start}, but log.json ends at {self._full}")
         entries: list[bytes] = []
-        pos = _HEADER.size
-        first = bundle * tiles.TILE_WIDTH
-        while pos + _RECORD.size <= len(data) and len(entries) < tiles.TILE_WIDTH:
+        pos, index = _HEADER.size, start
+        while pos + _RECORD.size <= len(data):
             crc, n = _RECORD.unpack_from(data, pos)
             entry = data[pos + _RECORD.size : pos + _RECORD.size + n]
-            if len(entry) != n or _record_crc(first + len(entries), entry) != crc:
-                break
-            entries.append(entry)
+            if len(entry) != n or _record_crc(index, entry) != crc:
+                break  # a torn or never-acknowledged tail
+            if index >= self._full:
+                entries.append(entry)
             pos += _RECORD.size + n
+            index += 1
         return entries
 
-    def _open_pending(self, bundle: int, entries: Sequence[bytes]) -> None:
-        """Rewrite ``pending`` for ``bundle`` holding exactly ``entries``, and open it."""
-        first = bundle * tiles.TILE_WIDTH
-        out = bytearray(_HEADER.pack(_PENDING_MAGIC, bundle))
-        for i, e in enumerate(entries):
-            out += _RECORD.pack(_record_crc(first + i, e), len(e)) + e
+    def _checkpoint_wal(self) -> None:
+        """Record the full bundles in log.json, then restart ``pending`` with the rest.
+
+        The full bundles and their tiles are durable before this is called, and log.json
+        is before ``pending`` forgets their entries, so a crash between any two steps
+        leaves a log that opening can finish.
+        """
+        self._save_state()
+        if self._pending_fh is not None:
+            self._pending_fh.close()
+        out = bytearray(_HEADER.pack(_PENDING_MAGIC, self._full))
+        for i, e in enumerate(self._entries):
+            out += _RECORD.pack(_record_crc(self._full + i, e), len(e)) + e
         path = self.root / PENDING_FILE
         write_durable(path, bytes(out), 0o600)
         self._pending_fh = path.open("ab", buffering=0)
-        self._pending = bundle
-        self._entries = list(entries)
-        self._leaves = [merkle.leaf_hash(e) for e in entries]
+        self._wal_start = self._full
 
     # -- writing --------------------------------------------------------------------
 
@@ -263,9 +276,7 @@ class Log:
             self._write_tile(level, index, b"".join(row), tiles.TILE_WIDTH)
             finished.append((level, index))
         self._full += tiles.TILE_WIDTH
-        self._save_state()
-        self._pending_fh.close()
-        self._open_pending(bundle + 1, [])
+        self._entries, self._leaves = [], []
         for lvl, idx in finished:
             self._drop_partials(lvl, idx)
 
@@ -275,20 +286,20 @@ class Log:
         for e in entries:
             if len(e) > tiles.MAX_ENTRY_SIZE:
                 raise LogError(f"an entry of {len(e)} bytes exceeds {tiles.MAX_ENTRY_SIZE}")
-        buf = bytearray()
+        pack, crc = _RECORD.pack, _record_crc
+        buf = b"".join(pack(crc(first + i, e), len(e)) + e for i, e in enumerate(entries))
+        wal = self._pending_fh
+        assert wal is not None, "the log is closed"
+        wal.write(buf)
+        os.fdatasync(wal.fileno())
+        # Durable from here on; what follows can be redone from ``pending``.
         for e in entries:
-            index = self.size
-            buf += _RECORD.pack(_record_crc(index, e), len(e)) + e
             self._entries.append(e)
             self._leaves.append(merkle.leaf_hash(e))
             if len(self._entries) == tiles.TILE_WIDTH:
-                self._pending_fh.write(buf)
-                os.fdatasync(self._pending_fh.fileno())
-                buf.clear()
                 self._finish_bundle()
-        if buf:
-            self._pending_fh.write(buf)
-            os.fdatasync(self._pending_fh.fileno())
+        if self._full - self._wal_start >= WAL_BUNDLES * tiles.TILE_WIDTH:
+            self._checkpoint_wal()
         return first
 
     def checkpoint(self) -> SignedCheckpoint:
@@ -310,8 +321,9 @@ class Log:
         return signed
 
     def close(self) -> None:
-        with contextlib.suppress(AttributeError):
+        if self._pending_fh is not None:
             self._pending_fh.close()
+            self._pending_fh = None
         if not self._lock.closed:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()

@@ -93,6 +93,9 @@ def build(root: Path, signer: Signer, entries: list[bytes]) -> None:
         log.append(entries[i : i + 4096])
     log.checkpoint()
     log.close()
+    # Let the kernel write back what was just written, so that the verify timing is not
+    # the disk's writeback of the build (an auditor verifies a log at rest).
+    os.sync()
 
 
 def bench_verify(root: Path, signer: Signer, n: int) -> tuple[float, float]:
