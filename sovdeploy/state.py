@@ -43,6 +43,11 @@ def now() -> str:
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write ``path`` so that a crash at any instant leaves the old file or the new one.
+
+    Temporary file, fsync, rename, then an fsync of the directory so the rename is
+    durable too. Temporary files are dot files named after ``path``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -56,6 +61,11 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass

@@ -15,9 +15,10 @@ from pathlib import Path
 from sovdeploy.errors import LedgerError
 from sovdeploy.ledger import proof, records, tiles
 from sovdeploy.ledger.checkpoint import SignedCheckpoint
-from sovdeploy.ledger.log import CHECKPOINT_FILE, Log, Writer, write_durable
+from sovdeploy.ledger.log import CHECKPOINT_FILE, Log, Writer
 from sovdeploy.ledger.note import NoteError, Signer, Verifier
 from sovdeploy.ledger.proof import Receipt
+from sovdeploy.state import atomic_write
 
 SOURCE = "orchestrator"
 
@@ -50,8 +51,8 @@ def load_signer(state_root: Path, deployment: str, *, create: bool) -> Signer:
     signer = Signer.generate(origin(deployment))
     private.parent.mkdir(parents=True, exist_ok=True)
     private.parent.chmod(0o700)
-    write_durable(private, (signer.skey() + "\n").encode(), 0o600)
-    write_durable(public, (signer.verifier.vkey() + "\n").encode())
+    atomic_write(private, (signer.skey() + "\n").encode(), 0o600)
+    atomic_write(public, (signer.verifier.vkey() + "\n").encode())
     return signer
 
 

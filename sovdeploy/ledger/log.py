@@ -43,6 +43,7 @@ from sovdeploy.errors import LedgerError
 from sovdeploy.ledger import merkle, tiles
 from sovdeploy.ledger.checkpoint import Checkpoint, SignedCheckpoint, sign
 from sovdeploy.ledger.note import Signer
+from sovdeploy.state import atomic_write
 
 _PENDING_MAGIC = b"SDLEDGR1"
 _HEADER = struct.Struct(">8sQ")
@@ -65,28 +66,6 @@ CHECKPOINT_INTERVAL = 5.0
 
 class LogError(LedgerError):
     """The log cannot be opened or written."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durable(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    _fsync_dir(path.parent)
 
 
 def _record_crc(index: int, entry: bytes) -> int:
@@ -163,8 +142,6 @@ class Log:
             self._full = int(state["full"])
             hashes = [base64.b64decode(h) for h in state["range"]]
             self._range = merkle.CompactRange(self._full, hashes)
-        else:
-            self._save_state()
         self._rebuild_upper()
         # Redo what the crash interrupted: finish every bundle the write-ahead log holds
         # in full, then start it afresh with the partial bundle.
@@ -176,7 +153,7 @@ class Log:
             if len(self._entries) == tiles.TILE_WIDTH:
                 self._finish_bundle()
         self._checkpoint_wal()
-        for stale in (self.root / HISTORY_DIR).glob(".*.tmp"):
+        for stale in (self.root / HISTORY_DIR).glob(".*"):  # atomic_write's temporaries
             stale.unlink()
         cp = self.latest_checkpoint()
         self.checkpointed = cp.checkpoint.size if cp else 0
@@ -242,7 +219,7 @@ class Log:
         for i, e in enumerate(self._entries):
             out += _RECORD.pack(_record_crc(self._full + i, e), len(e)) + e
         path = self.root / PENDING_FILE
-        write_durable(path, bytes(out), 0o600)
+        atomic_write(path, bytes(out), 0o600)
         self._pending_fh = path.open("ab", buffering=0)
         self._wal_start = self._full
 
@@ -255,10 +232,10 @@ class Log:
             "full": self._full,
             "range": [base64.b64encode(h).decode() for h in self._range.hashes],
         }
-        write_durable(self.root / STATE_FILE, json.dumps(state, indent=1).encode() + b"\n")
+        atomic_write(self.root / STATE_FILE, json.dumps(state, indent=1).encode() + b"\n")
 
     def _write_tile(self, level: int | str, index: int, data: bytes, width: int) -> None:
-        write_durable(self.root / tiles.tile_path(level, index, width), data)
+        atomic_write(self.root / tiles.tile_path(level, index, width), data)
 
     def _drop_partials(self, level: int | str, index: int) -> None:
         partial = self.root / f"{tiles.tile_path(level, index)}.p"
@@ -315,8 +292,8 @@ class Log:
                 self._write_tile(level, index, b"".join(row), len(row))
         signed = sign(Checkpoint(self.origin, size, self.root_hash()), self.signer)
         data = signed.encode()
-        write_durable(self.root / HISTORY_DIR / f"{size:020d}", data)
-        write_durable(self.root / CHECKPOINT_FILE, data)
+        atomic_write(self.root / HISTORY_DIR / f"{size:020d}", data)
+        atomic_write(self.root / CHECKPOINT_FILE, data)
         self.checkpointed = size
         return signed
 

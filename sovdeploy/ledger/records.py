@@ -24,7 +24,8 @@ from typing import Any
 import rfc8785
 
 from sovdeploy.ledger import tiles
-from sovdeploy.ledger.log import Writer, write_durable
+from sovdeploy.ledger.log import Writer
+from sovdeploy.state import atomic_write
 
 BLOB_DIR = "blobs"
 
@@ -68,7 +69,7 @@ def entry_for(record: Mapping[str, Any], root: Path) -> bytes:
     digest = hashlib.sha256(entry).hexdigest()
     path = blob_path(root, digest)
     if not path.exists():
-        write_durable(path, entry)
+        atomic_write(path, entry)
     head = {k: record[k] for k in ("kind", "source", "seq", "time") if k in record}
     return encode({**head, "blob": {"sha256": digest, "size": len(entry)}})
 

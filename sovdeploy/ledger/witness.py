@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sovdeploy.ledger import merkle, note
 from sovdeploy.ledger.checkpoint import CheckpointError, SignedCheckpoint
-from sovdeploy.ledger.log import write_durable
+from sovdeploy.state import atomic_write
 
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
 MAX_PROOF_LINES = 63
@@ -96,7 +96,7 @@ class Witness:
                 except merkle.ProofError as exc:
                     raise _Refusal(422, str(exc)) from None
             self._state[cp.origin] = {"size": cp.size, "root": base64.b64encode(cp.root).decode()}
-            write_durable(self.state_path, json.dumps(self._state, indent=1).encode() + b"\n")
+            atomic_write(self.state_path, json.dumps(self._state, indent=1).encode() + b"\n")
         return signed
 
 
