@@ -157,15 +157,18 @@ class TileReader:
             width = served_width(self.size >> (TILE_HEIGHT * level), index)
             if width == 0:
                 raise TileError(f"tile {level}/{index} is beyond a tree of size {self.size}")
-            path = tile_path(level, index, width)
-            data = self.read(path)
-            if data is None:
-                raise TileError(f"{path} is missing")
-            hashes = split_hashes(data)
-            if len(hashes) != width:
-                raise TileError(f"{path} holds {len(hashes)} hashes, not {width}")
-            self._cache[key] = hashes
+            self._cache[key] = self._fetch(tile_path(level, index, width), width, split_hashes)
         return self._cache[key]
+
+    def _fetch(self, path: str, width: int, parse: Callable[[bytes], list[bytes]]) -> list[bytes]:
+        """The ``width`` hashes or entries of the tile or bundle at ``path``."""
+        data = self.read(path)
+        if data is None:
+            raise TileError(f"{path} is missing")
+        items = parse(data)
+        if len(items) != width:
+            raise TileError(f"{path} holds {len(items)} items, not {width}")
+        return items
 
     def node(self, height: int, index: int) -> bytes:
         """The hash of the perfect subtree at (height, index); a :data:`merkle.NodeReader`."""
@@ -190,12 +193,6 @@ class TileReader:
         if self._bundle[0] == n:
             return self._bundle[1][offset]
         width = served_width(self.size, n)
-        path = tile_path("entries", n, width)
-        data = self.read(path)
-        if data is None:
-            raise TileError(f"{path} is missing")
-        entries = decode_bundle(data)
-        if len(entries) != width:
-            raise TileError(f"{path} holds {len(entries)} entries, not {width}")
+        entries = self._fetch(tile_path("entries", n, width), width, decode_bundle)
         self._bundle = (n, entries)
         return entries[offset]
