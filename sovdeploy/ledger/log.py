@@ -329,6 +329,7 @@ class Writer:
         self._closed = False
         self._last_checkpoint = time.monotonic()
         self.batches = 0
+        self.largest_batch = 0
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
@@ -374,6 +375,7 @@ class Writer:
                 if batch:
                     first = self.log.append([e for e, _ in batch])
                     self.batches += 1
+                    self.largest_batch = max(self.largest_batch, len(batch))
                     for i, (_, fut) in enumerate(batch):
                         fut.set_result(first + i)
                 due = time.monotonic() >= self._last_checkpoint + self.interval
