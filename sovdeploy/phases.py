@@ -273,7 +273,12 @@ def _ansible_env(ctx: Context) -> dict[str, str]:
     return env
 
 
-def playbook_phase(name: str, *, check: bool) -> Callable[[Context], str]:
+def playbook_phase(
+    name: str,
+    *,
+    check: bool,
+    extravars: Callable[[Context], dict[str, Any]] | None = None,
+) -> Callable[[Context], str]:
     """A phase that runs ``playbooks/<name>.yml`` (in check+diff mode when ``check``)."""
 
     def run(ctx: Context) -> str:
@@ -297,6 +302,7 @@ def playbook_phase(name: str, *, check: bool) -> Callable[[Context], str]:
             _inventories(ctx),
             ctx.run.path / (("check-" if check else "") + name),
             ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
+            extravars=extravars(ctx) if extravars else None,
             envvars=_ansible_env(ctx),
             check=check,
             diff=check,
@@ -342,6 +348,27 @@ def _render(ctx: Context, name: str) -> str:
     if report.skipped:
         summary += f"; {len(report.skipped)} need the host's state"
     return summary
+
+
+# -- logging -----------------------------------------------------------------------
+
+
+def logging_vars(ctx: Context) -> dict[str, Any]:
+    """Pack the ledger service's code for the log hosts; say where their keys go."""
+    from sovdeploy.ledger import bundle
+
+    out = ctx.state.root / "logging"
+    path = out / "sovdeploy-ledger.tar.gz"
+    bundle.write(path)
+    record_artifact(ctx, path)
+    return {"logging_bundle": str(path), "logging_keys_dir": str(out / "keys")}
+
+
+def _logging(ctx: Context) -> str:
+    summary = playbook_phase("logging", check=False, extravars=logging_vars)(ctx)
+    keys = sorted((ctx.state.root / "logging" / "keys").glob("*.vkey"))
+    record_artifact(ctx, *keys)
+    return f"{summary}; {len(keys)} log host key(s) in {ctx.state.root / 'logging' / 'keys'}"
 
 
 # -- openstack and verify ----------------------------------------------------------
@@ -467,6 +494,12 @@ PHASES: tuple[Phase, ...] = (
         "CA, MariaDB, RabbitMQ, memcached, HAProxy and the OpenStack services (Ansible)",
         _openstack,
         playbook_phase("openstack", check=True),
+    ),
+    Phase(
+        "logging",
+        "the ledger service on the log hosts; every host's journal shipped to it (Ansible)",
+        _logging,
+        playbook_phase("logging", check=True, extravars=logging_vars),
     ),
     Phase(
         "verify",

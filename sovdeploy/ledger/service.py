@@ -22,18 +22,21 @@ import contextlib
 import http.server
 import json
 import re
+import signal
 import ssl
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from sovdeploy.ledger import records
+from sovdeploy.ledger import journal, records
 from sovdeploy.ledger.log import CHECKPOINT_FILE, CHECKPOINT_INTERVAL, HISTORY_DIR, Log, Writer
 from sovdeploy.ledger.note import Signer
+from sovdeploy.state import atomic_write
 
 MAX_BODY = 4 * 1024 * 1024
 _SERVED = re.compile(
@@ -57,6 +60,8 @@ def check_record(record: Any, identity: str) -> dict[str, Any]:
         raise RecordRefused(400, "a record has a string 'source' and 'kind'")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise RecordRefused(400, f"record of {source}: 'seq' is a non-negative integer")
+    if source.startswith(journal.SOURCE_PREFIX):
+        raise RecordRefused(403, f"sources {journal.SOURCE_PREFIX}* are the log host's own")
     if source != identity and not source.startswith(identity + "/"):
         raise RecordRefused(403, f"{identity} may not write records of source {source}")
     return record
@@ -178,10 +183,14 @@ def running(
     context: ssl.SSLContext,
     *,
     checkpoint_interval: float = CHECKPOINT_INTERVAL,
+    journal_dir: Path | None = None,
+    journal_hosts: Mapping[str, str] | None = None,
 ) -> Iterator[http.server.ThreadingHTTPServer]:
-    """Open the log, serve it, and on exit stop serving and sign a final checkpoint."""
-    import threading
+    """Open the log, serve it, and on exit stop serving and sign a final checkpoint.
 
+    With ``journal_dir``, a :class:`~sovdeploy.ledger.journal.Follower` appends what
+    systemd-journal-remote receives; it is the server's ``follower`` attribute.
+    """
     log = Log(root, origin, signer)
     try:
         writer = Writer(log, checkpoint_interval)
@@ -191,9 +200,16 @@ def running(
             server = serve(LedgerService(root, writer), address, context)
             thread = threading.Thread(target=server.serve_forever, daemon=True)
             thread.start()
+            follower = None
+            if journal_dir is not None:
+                follower = journal.Follower(journal_dir, journal_hosts or {}, writer)
+                follower.start()
+            server.follower = follower  # type: ignore[attr-defined]
             try:
                 yield server
             finally:
+                if follower is not None:
+                    follower.close()
                 server.shutdown()
                 server.server_close()
         finally:
@@ -202,28 +218,65 @@ def running(
         log.close()
 
 
+def keygen(key: Path, origin: str) -> Signer:
+    """The signer key at ``key``, made (mode 0600) when it does not exist yet."""
+    if key.exists():
+        signer = Signer.parse(key.read_text())
+        if signer.name != origin:
+            raise SystemExit(f"{key} signs for {signer.name}, not for {origin}")
+        return signer
+    signer = Signer.generate(origin)
+    atomic_write(key, (signer.skey() + "\n").encode(), 0o600)
+    return signer
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sovdeploy-ledger", description=__doc__)
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--origin", required=True)
     parser.add_argument("--key", type=Path, required=True, help="signer key file (0600)")
-    parser.add_argument("--ca", type=Path, required=True)
-    parser.add_argument("--cert", type=Path, required=True)
-    parser.add_argument("--cert-key", type=Path, required=True)
+    parser.add_argument(
+        "--keygen",
+        action="store_true",
+        help="make the signer key if it does not exist, print its verifier key, and exit",
+    )
+    parser.add_argument("--ca", type=Path)
+    parser.add_argument("--cert", type=Path)
+    parser.add_argument("--cert-key", type=Path)
     parser.add_argument("--listen", default="0.0.0.0:8443")
+    parser.add_argument(
+        "--journal-dir", type=Path, help="systemd-journal-remote's output directory to follow"
+    )
+    parser.add_argument(
+        "--journal-hosts", type=Path, help="JSON object: sender address -> host name"
+    )
     args = parser.parse_args(argv)
+    if args.keygen:
+        print(keygen(args.key, args.origin).verifier.vkey())
+        return
+    if not (args.ca and args.cert and args.cert_key):
+        parser.error("--ca, --cert and --cert-key are needed to serve")
     host, _, port = args.listen.rpartition(":")
     signer = Signer.parse(args.key.read_text())
     context = tls_context(args.ca, args.cert, args.cert_key)
-    with running(args.root, args.origin, signer, (host, int(port)), context) as server:
+    hosts = json.loads(args.journal_hosts.read_text()) if args.journal_hosts else {}
+    with running(
+        args.root,
+        args.origin,
+        signer,
+        (host, int(port)),
+        context,
+        journal_dir=args.journal_dir,
+        journal_hosts=hosts,
+    ) as server:
         print(f"ledger {args.origin} serving on {server.server_address}", file=sys.stderr)
-        import signal
-        import threading
-
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+            while not stop.wait(1.0):
+                follower = getattr(server, "follower", None)
+                if follower is not None and not follower.alive():
+                    raise SystemExit(f"the journal follower stopped: {follower.error!r}")
 
 
 if __name__ == "__main__":

@@ -190,6 +190,30 @@ def test_the_ledger_holds_every_step_and_verifies(sandbox, tmp_path):
     assert "verified" in verified.stdout
 
 
+def test_the_log_host_ledger_holds_every_hosts_journal_and_verifies(sandbox):
+    """The logging phase: each host's journal reaches the first log host's ledger service,
+    which an auditor verifies over HTTPS with the verifier key the phase handed back."""
+    inv, _ = sandbox
+    state = inv / ".sovdeploy"
+    log_host = sorted(HOSTS)[0]
+    address = podman(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", log_host
+    ).strip()
+    args = [
+        "audit", "verify", f"https://{address}:8443",
+        "--key", str(state / "logging" / "keys" / f"{log_host}.vkey"),
+        "--cacert", str(state / "pki" / "ca.crt"),
+        *[a for h in HOSTS for a in ("--expect-source", f"journal/{h}")],
+    ]  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        verified = sovdeploy(*args, inv=inv, check=False)
+        if verified.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def test_failed_playbook_names_host_and_task_and_resumes(sandbox):
     inv, _ = sandbox
     extra = inv / "host_vars"
