@@ -35,24 +35,35 @@ def key_paths(state_root: Path) -> tuple[Path, Path]:
     return state_root / "keys" / "ledger.key", state_root / "keys" / "ledger.pub"
 
 
-def load_signer(state_root: Path, deployment: str, *, create: bool) -> Signer:
-    """The ledger's signing key; made on first use when ``create``."""
-    private, public = key_paths(state_root)
+def signer_file(private: Path, name: str, *, create: bool) -> tuple[Signer, bool]:
+    """The signing key in ``private``, checked to sign for ``name``, and whether it is new.
+
+    When the file does not exist and ``create``, a key is made and written (mode 0600).
+    """
     if private.exists():
         try:
             signer = Signer.parse(private.read_text())
         except NoteError as exc:
             raise LedgerError(f"{private}: {exc}") from None
-        if signer.name != origin(deployment):
-            raise LedgerError(f"{private} signs for {signer.name}, not for {origin(deployment)}")
-        return signer
+        if signer.name != name:
+            raise LedgerError(f"{private} signs for {signer.name}, not for {name}")
+        return signer, False
     if not create:
         raise LedgerError(f"this deployment has no ledger key yet ({private})")
-    signer = Signer.generate(origin(deployment))
-    private.parent.mkdir(parents=True, exist_ok=True)
-    private.parent.chmod(0o700)
+    signer = Signer.generate(name)
     atomic_write(private, (signer.skey() + "\n").encode(), 0o600)
-    atomic_write(public, (signer.verifier.vkey() + "\n").encode())
+    return signer, True
+
+
+def load_signer(state_root: Path, deployment: str, *, create: bool) -> Signer:
+    """The ledger's signing key; made on first use when ``create``."""
+    private, public = key_paths(state_root)
+    if create and not private.exists():
+        private.parent.mkdir(parents=True, exist_ok=True)
+        private.parent.chmod(0o700)
+    signer, made = signer_file(private, origin(deployment), create=create)
+    if made:
+        atomic_write(public, (signer.verifier.vkey() + "\n").encode())
     return signer
 
 

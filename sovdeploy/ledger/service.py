@@ -33,10 +33,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from sovdeploy.ledger import journal, records
+from sovdeploy.errors import LedgerError
+from sovdeploy.ledger import journal, local, records
 from sovdeploy.ledger.log import CHECKPOINT_FILE, CHECKPOINT_INTERVAL, HISTORY_DIR, Log, Writer
 from sovdeploy.ledger.note import Signer
-from sovdeploy.state import atomic_write
 
 MAX_BODY = 4 * 1024 * 1024
 _SERVED = re.compile(
@@ -218,18 +218,6 @@ def running(
         log.close()
 
 
-def keygen(key: Path, origin: str) -> Signer:
-    """The signer key at ``key``, made (mode 0600) when it does not exist yet."""
-    if key.exists():
-        signer = Signer.parse(key.read_text())
-        if signer.name != origin:
-            raise SystemExit(f"{key} signs for {signer.name}, not for {origin}")
-        return signer
-    signer = Signer.generate(origin)
-    atomic_write(key, (signer.skey() + "\n").encode(), 0o600)
-    return signer
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sovdeploy-ledger", description=__doc__)
     parser.add_argument("--root", type=Path, required=True)
@@ -252,7 +240,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.keygen:
-        print(keygen(args.key, args.origin).verifier.vkey())
+        try:
+            signer, _ = local.signer_file(args.key, args.origin, create=True)
+        except LedgerError as exc:
+            raise SystemExit(str(exc)) from None
+        print(signer.verifier.vkey())
         return
     if not (args.ca and args.cert and args.cert_key):
         parser.error("--ca, --cert and --cert-key are needed to serve")
