@@ -42,7 +42,7 @@ def test_services_run_and_listen_on_the_internal_address(host, address):
         "sovdeploy-heartbeat.timer",
         "systemd-journal-remote.socket",
     ):
-        assert host.service(unit).is_running or host.service(unit).is_enabled, unit
+        assert host.service(unit).is_running and host.service(unit).is_enabled, unit
     assert host.socket(f"tcp://{address}:8443").is_listening
     assert host.socket(f"tcp://{address}:19532").is_listening
     assert not host.socket("tcp://127.0.0.1:8443").is_listening
