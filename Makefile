@@ -76,14 +76,15 @@ MOLECULE_ROLES = $(filter-out $(MOLECULE_LONG),$(MOLECULE_ALL))
 define molecule_roles
 	@set -e; for role in $(1); do \
 		mkdir -p $(APT_CACHE)/molecule-default/partial; \
-		echo "== molecule: $$role"; (cd roles/$$role && molecule test); done
+		echo "== molecule: $$role"; start=$$SECONDS; (cd roles/$$role && molecule test); \
+		echo "== molecule: $$role took $$((SECONDS - start))s"; done
 endef
 
 molecule: image
 	$(call molecule_roles,$(MOLECULE_ROLES))
 	mkdir -p $(APT_CACHE)/molecule-aio-ctl/partial $(APT_CACHE)/molecule-aio-cmp/partial
-	@echo "== molecule: aio"
-	molecule test -s aio
+	@echo "== molecule: aio"; start=$$SECONDS; molecule test -s aio; \
+		echo "== molecule: aio took $$((SECONDS - start))s"
 
 molecule-long: image
 	$(call molecule_roles,$(MOLECULE_LONG))
