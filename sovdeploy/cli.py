@@ -24,11 +24,13 @@ from sovdeploy.errors import (
     EXIT_INTERRUPTED,
     InterruptedRunError,
     InvalidInventoryError,
+    LedgerError,
     SovdeployError,
     UsageError,
 )
 from sovdeploy.findings import Finding, Severity
 from sovdeploy.ledger import audit as ledger_audit
+from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.ledger import local as ledger_local
 from sovdeploy.ledger import note as ledger_note
 from sovdeploy.progress import Progress
@@ -186,31 +188,60 @@ def _context(
         create = secrets == "create" and loaded.deployment.settings.provisioner.value == "sandbox"
         loaded = phases.prepare_secrets(loaded, create=create)
     state = StateDir(loaded.path)
-    with state.lock(), ledger_local.open_ledger(state.root, loaded.deployment.name) as ledger:
-        run = state.new_run()
-        run.ledger = ledger
-        progress = Progress(out, verbosity=verbose)
-        run.record(
-            "command",
-            command=command,
-            argv=redact_argv(sys.argv[1:]),
-            user=getpass.getuser(),
-            host=socket.gethostname(),
-            inventory=str(loaded.path),
-            inventory_digest=loaded.digest,
-            version=__version__,
-        )
-        render_findings([f for f in loaded.findings if f.severity is not Severity.ERROR], out)
+    with state.lock():
         try:
-            yield phases.Context(loaded, state, run, progress)
-        except BaseException as exc:
-            run.record("command_end", status="failed", error=type(exc).__name__)
-            raise
-        else:
-            run.record("command_end", status="done")
+            with ledger_local.open_ledger(state.root, loaded.deployment.name) as ledger:
+                run = state.new_run()
+                run.ledger = ledger
+                progress = Progress(out, verbosity=verbose)
+                run.record(
+                    "command",
+                    command=command,
+                    argv=redact_argv(sys.argv[1:]),
+                    user=getpass.getuser(),
+                    host=socket.gethostname(),
+                    inventory=str(loaded.path),
+                    inventory_digest=loaded.digest,
+                    version=__version__,
+                )
+                render_findings(
+                    [f for f in loaded.findings if f.severity is not Severity.ERROR], out
+                )
+                try:
+                    yield phases.Context(loaded, state, run, progress)
+                except BaseException as exc:
+                    run.record("command_end", status="failed", error=type(exc).__name__)
+                    raise
+                else:
+                    run.record("command_end", status="done")
+                finally:
+                    progress.close()
+                    run.close()
         finally:
-            progress.close()
-            run.close()
+            # After the ledger's final checkpoint, failed commands included: the log
+            # host should hold the record of a failure most of all.
+            forward_ledger(state)
+
+
+def forward_ledger(state: StateDir) -> None:
+    """Post the orchestrator's new ledger records to the log host, if there is one yet.
+
+    A log host that cannot be reached does not fail the command: the records are
+    durable here, and the next command sends them.
+    """
+    try:
+        ep = ledger_forward.endpoint(state.root)
+        if ep is None:
+            return
+        done = ledger_forward.forward(state.root, ep)
+    except (LedgerError, OSError, ValueError) as exc:
+        err.print(
+            f"[yellow]warning[/yellow]: the ledger was not forwarded to the log host: {exc}; "
+            "the next command sends what is missing"
+        )
+        return
+    if done.sent:
+        out.print(f"[dim]ledger: {done.sent} record(s) forwarded to {ep.host} ({ep.url})[/dim]")
 
 
 @main.command()

@@ -27,6 +27,7 @@ from sovdeploy import sandbox, secrets
 from sovdeploy.engines import ansible, terraform
 from sovdeploy.errors import InterruptedRunError, UsageError
 from sovdeploy.inventory import LoadedInventory, digest_files
+from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.model import Deployment, Provisioner
 from sovdeploy.paths import containers_conf, project_root
 from sovdeploy.progress import Progress
@@ -361,14 +362,23 @@ def logging_vars(ctx: Context) -> dict[str, Any]:
     path = out / "sovdeploy-ledger.tar.gz"
     bundle.write(path)
     record_artifact(ctx, path)
-    return {"logging_bundle": str(path), "logging_keys_dir": str(out / "keys")}
+    return {
+        "logging_bundle": str(path),
+        "logging_keys_dir": str(out / "keys"),
+        "logging_client_dir": str(ctx.state.root / ledger_forward.CLIENT_DIR),
+    }
 
 
 def _logging(ctx: Context) -> str:
     summary = playbook_phase("logging", check=False, extravars=logging_vars)(ctx)
     keys = sorted((ctx.state.root / "logging" / "keys").glob("*.vkey"))
     record_artifact(ctx, *keys)
-    return f"{summary}; {len(keys)} log host key(s) in {ctx.state.root / 'logging' / 'keys'}"
+    summary += f"; {len(keys)} log host key(s) in {ctx.state.root / 'logging' / 'keys'}"
+    ep = ledger_forward.endpoint(ctx.state.root)
+    if ep is not None:
+        record_artifact(ctx, ep.cert)
+        summary += f"; the orchestrator's ledger goes to {ep.host} after each command"
+    return summary
 
 
 # -- openstack and verify ----------------------------------------------------------
@@ -620,4 +630,7 @@ def down(ctx: Context) -> None:
         ctx.run.record("terraform_destroy", module=ws.module.name)
         ctx.progress.phase_end(True)
     ctx.state.generated_inventory.unlink(missing_ok=True)
+    # The log host went with the rest; an enrolled one gets a new endpoint from the
+    # next logging phase.
+    ledger_forward.forget(ctx.state.root)
     ctx.state.reset()

@@ -23,7 +23,9 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from sovdeploy.ledger import merkle, note, tiles
 from sovdeploy.ledger.checkpoint import Checkpoint, CheckpointError, SignedCheckpoint
@@ -263,54 +265,69 @@ def _classify_leaves(
     report.add(Tamper.MODIFIED, f"entr(ies) {changed} do not hash to the signed tree")
 
 
-_DECODE = json.JSONDecoder().raw_decode
-
-
 class _SourceCheck:
     def __init__(self, report: Report, expected: Sequence[str]) -> None:
         self.report = report
         self.expected = list(expected)
+        # Per source, in the hot loop: [next seq, record count, times, its report].
+        self.state: dict[str, list[Any]] = {}
         self.times: dict[str, list[str]] = {}
         self.latest = ""
 
-    def add(self, index: int, entry: bytes) -> None:
-        # The verifier's hot loop: one JSON decode and a few lookups per record.
-        try:
-            rec = _DECODE(entry.decode())[0]
-        except ValueError:
-            return
-        if type(rec) is not dict:
-            return
-        source, seq = rec.get("source"), rec.get("seq")
-        if type(source) is not str or type(seq) is not int:
-            return
-        s = self.report.sources.get(source)
-        if s is None:
-            s = self.report.sources[source] = SourceReport(source, first_seq=seq)
-            if seq != 0:
-                self.report.add(
-                    Tamper.SOURCE_GAP,
-                    f"source {source}: the first record (entry {index}) is "
-                    f"number {seq}; records 0-{seq - 1} are missing",
-                )
-        elif seq != s.last_seq + 1:  # type: ignore[operator]
-            last = int(s.last_seq)  # type: ignore[arg-type]
-            what = (
-                f"repeats or goes back to {seq} after {last}"
-                if seq <= last
-                else f"skips {last + 1}-{seq - 1}"
+    def _first(self, source: str, seq: int, index: int) -> list[Any]:
+        s = self.report.sources[source] = SourceReport(source, first_seq=seq)
+        if seq != 0:
+            self.report.add(
+                Tamper.SOURCE_GAP,
+                f"source {source}: the first record (entry {index}) is "
+                f"number {seq}; records 0-{seq - 1} are missing",
             )
-            self.report.add(Tamper.SOURCE_GAP, f"source {source}: entry {index} {what}")
-        s.last_seq = seq
-        s.records += 1
-        when = rec.get("time")
-        if type(when) is str:
-            s.last_time = when
-            self.times.setdefault(source, []).append(when)
-            if when > self.latest:  # noqa: PLR1730 - max() costs a call per record
-                self.latest = when
-        if rec.get("kind") == "heartbeat" and isinstance(rec.get("interval"), int | float):
-            s.heartbeat = float(rec["interval"])
+        times = self.times[source] = []
+        state = self.state[source] = [seq, 0, times, s]
+        return state
+
+    def _gap(self, source: str, index: int, expected: int, seq: int) -> None:
+        last = expected - 1
+        what = (
+            f"repeats or goes back to {seq} after {last}"
+            if seq <= last
+            else (f"skips {expected}-{seq - 1}")
+        )
+        self.report.add(Tamper.SOURCE_GAP, f"source {source}: entry {index} {what}")
+
+    def add_bundle(self, first: int, entries: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        """Check the records of one entry bundle; return the (index, entry) that name a blob."""
+        # The verifier's hot loop: one JSON decode and a few lookups per record.
+        loads, state, latest, blobs = orjson.loads, self.state, self.latest, []
+        for i, entry in enumerate(entries):
+            try:
+                rec = loads(entry)
+                source, seq = rec["source"], rec["seq"]
+            except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+                continue  # not a record: the tree is checked, the sources cannot be
+            if type(source) is not str or type(seq) is not int:
+                continue
+            st = state.get(source)
+            if st is None:
+                st = self._first(source, seq, first + i)
+            elif seq != st[0]:
+                self._gap(source, first + i, st[0], seq)
+            st[0] = seq + 1
+            st[1] += 1
+            if "time" in rec:
+                when = rec["time"]
+                if type(when) is str:
+                    st[2].append(when)
+                    if when > latest:  # noqa: PLR1730 - max() costs a call per record
+                        latest = when
+            if "interval" in rec and rec.get("kind") == "heartbeat":
+                interval = rec["interval"]
+                if isinstance(interval, int | float):
+                    st[3].heartbeat = float(interval)
+            if "blob" in rec:
+                blobs.append((first + i, entry))
+        self.latest = latest
+        return blobs
 
     def finish(self) -> None:
         import datetime as dt
@@ -318,6 +335,9 @@ class _SourceCheck:
         def parse(t: str) -> dt.datetime:
             return dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
 
+        for seq, count, times, report in self.state.values():
+            report.last_seq, report.records = seq - 1, count
+            report.last_time = times[-1] if times else None
         latest = parse(self.latest) if self.latest else None
         for name in self.expected:
             if name not in self.report.sources:
@@ -486,12 +506,8 @@ class _Recompute:
             _classify_leaves(b, computed, served, last, self.report)
             return False
         if self.sources is not None:
-            first = b.index * tiles.TILE_WIDTH
-            add = self.sources.add
-            for i, e in enumerate(b.entries):
-                add(first + i, e)
-                if b'"blob":' in e:
-                    _check_blob(self.files, first + i, e, self.report)
+            for index, e in self.sources.add_bundle(b.index * tiles.TILE_WIDTH, b.entries):
+                _check_blob(self.files, index, e, self.report)
         lo, hi = self.range.size, self.range.size + len(computed)
         wanted = self.wanted
         inner = wanted[bisect.bisect_right(wanted, lo) : bisect.bisect_right(wanted, hi)]

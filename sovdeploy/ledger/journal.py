@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sovdeploy.ledger import records
 from sovdeploy.ledger.log import Writer
@@ -123,9 +123,13 @@ class FollowerState:
     seq: dict[str, int] = field(default_factory=dict)
     cursor: dict[str, str] = field(default_factory=dict)
 
+    def owns(self, source: str) -> bool:
+        """Whether this state keeps ``source``'s numbers: the journal sources."""
+        return source.startswith(SOURCE_PREFIX)
+
     def see(self, record: Mapping[str, Any]) -> None:
         source = record.get("source")
-        if isinstance(source, str) and source.startswith(SOURCE_PREFIX):
+        if isinstance(source, str) and self.owns(source):
             seq = record.get("seq")
             if isinstance(seq, int):
                 self.seq[source] = max(self.seq.get(source, 0), seq + 1)
@@ -134,12 +138,12 @@ class FollowerState:
                 self.cursor[source] = cursor
 
     @classmethod
-    def load(cls, path: Path) -> FollowerState:
+    def load(cls, path: Path) -> Self:
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
             return cls()
-        return cls(int(raw["size"]), dict(raw["seq"]), dict(raw["cursor"]))
+        return cls(int(raw["size"]), dict(raw["seq"]), dict(raw.get("cursor", {})))
 
     def save(self, path: Path) -> None:
         data = {"size": self.size, "seq": self.seq, "cursor": self.cursor}
@@ -164,6 +168,7 @@ class Follower:
         directory: Path,
         hosts: Mapping[str, str],
         writer: Writer,
+        state_path: Path,
         *,
         poll: float = 1.0,
         batch: int = 1024,
@@ -176,8 +181,8 @@ class Follower:
         self.batch = batch
         self._open = reader or _systemd_reader
         self._readers: dict[str, tuple[tuple[Path, ...], Any]] = {}
-        self._state_path = writer.log.root / STATE_FILE
-        self.state = FollowerState.load(self._state_path)
+        self._state_path = state_path
+        self.state = FollowerState.load(state_path)
         log = writer.log
         start = min(self.state.size, log.size)
         catch_up(self.state, (log.entry(i) for i in range(start, log.size)), log.size)

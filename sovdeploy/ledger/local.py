@@ -100,10 +100,16 @@ def latest(state_root: Path) -> SignedCheckpoint:
 
 def entries(state_root: Path) -> Iterator[bytes]:
     """Every entry under the latest checkpoint, read-only (no lock taken)."""
+    for _, entry in indexed_entries(state_root):
+        yield entry
+
+
+def indexed_entries(state_root: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(index, entry) from ``start`` to the latest checkpoint's size, read-only."""
     size = latest(state_root).checkpoint.size
     reader = tiles.TileReader(tiles.directory_reader(ledger_dir(state_root)), size)
-    for index in range(size):
-        yield reader.entry(index)
+    for index in range(start, size):
+        yield index, reader.entry(index)
 
 
 def prove(state_root: Path, index: int) -> Receipt:

@@ -4,12 +4,18 @@
 ``seq`` (the source's own counter) and ``kind``; it answers once every record is durable,
 with their indices. Only a client holding a certificate from the deployment CA may
 post, and only for sources named after its certificate's common name (``<CN>`` or
-``<CN>/<anything>``), so one host cannot write as another. Concurrent requests share the
-single writer's batches.
+``<CN>/<anything>``), so one host cannot write as another. Each source's records must
+come in order: a record whose ``seq`` is not its source's next is refused (409) with the
+whole request, so a client that resends after a lost answer repeats nothing, and one
+that skips leaves no gap. Concurrent requests share the single writer's batches.
 
-``GET`` serves the tlog-tiles files (``checkpoint``, ``tile/...``), the checkpoint
-history (``checkpoints/``, a listing, one name per line) and ``blobs/``, to anyone who
-reaches it over TLS: an auditor needs no client certificate to read.
+``GET /sources/<source>`` answers ``{"source": ..., "next": N}``: where a client
+resumes. ``GET`` also serves the tlog-tiles files (``checkpoint``, ``tile/...``), the
+checkpoint history (``checkpoints/``, a listing, one name per line) and ``blobs/``, to
+anyone who reaches it over TLS: an auditor needs no client certificate to read.
+
+The service's own bookkeeping (each source's next seq, the journal follower's cursors)
+is kept in ``--state`` (default: ``state/`` beside the log), never inside the log.
 
 Run: ``python3 -m sovdeploy.ledger.service --root DIR --origin NAME --key FILE --ca FILE
 --cert FILE --cert-key FILE --listen ADDRESS:PORT``.
@@ -26,6 +32,7 @@ import signal
 import ssl
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +46,7 @@ from sovdeploy.ledger.log import CHECKPOINT_FILE, CHECKPOINT_INTERVAL, HISTORY_D
 from sovdeploy.ledger.note import Signer
 
 MAX_BODY = 4 * 1024 * 1024
+POSTED_STATE_FILE = "posted.json"
 _SERVED = re.compile(
     r"^(checkpoint|tile/(\d|entries)(/x\d{3})*/\d{3}(\.p/\d{1,3})?|checkpoints/\d{20}|"
     r"blobs/[0-9a-f]{2}/[0-9a-f]{64})$"
@@ -67,24 +75,68 @@ def check_record(record: Any, identity: str) -> dict[str, Any]:
     return record
 
 
+class PostedState(journal.FollowerState):
+    """The next seq of every source that clients post (all but the journal sources)."""
+
+    def owns(self, source: str) -> bool:
+        return not source.startswith(journal.SOURCE_PREFIX)
+
+
 class LedgerService:
-    def __init__(self, root: Path, writer: Writer) -> None:
+    def __init__(self, root: Path, writer: Writer, state_dir: Path) -> None:
         self.root = root
         self.writer = writer
+        self._state_path = state_dir / POSTED_STATE_FILE
+        self.posted = PostedState.load(self._state_path)
+        log = writer.log
+        start = min(self.posted.size, log.size)
+        journal.catch_up(self.posted, (log.entry(i) for i in range(start, log.size)), log.size)
+        # Taken while a request checks and queues its records, so that records are
+        # numbered and queued in one order; released before waiting for durability.
+        self._order = threading.Lock()
+        self._saved = threading.Lock()
+
+    def next_seq(self, source: str) -> int:
+        with self._order:
+            return self.posted.seq.get(source, 0)
 
     def add(self, lines: Sequence[bytes], identity: str) -> list[int]:
         """Append the posted records; return their indices once all are durable."""
-        entries = []
+        checked = []
         for n, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
             except ValueError as exc:
                 raise RecordRefused(400, f"line {n}: {exc}") from None
-            entries.append(records.entry_for(check_record(record, identity), self.root))
-        futures = [self.writer.append(e) for e in entries]
-        return [f.result() for f in futures]
+            checked.append(check_record(record, identity))
+        entries = [records.entry_for(r, self.root) for r in checked]
+        with self._order:
+            following = dict(self.posted.seq)
+            for record in checked:
+                source, seq = record["source"], record["seq"]
+                expected = following.get(source, 0)
+                if seq != expected:
+                    raise RecordRefused(409, f"{source}: the next seq is {expected}, not {seq}")
+                following[source] = seq + 1
+            futures = [self.writer.append(e) for e in entries]
+            self.posted.seq = following
+        indices = [f.result() for f in futures]
+        # Everything numbered before ``following`` was queued earlier, so it is durable
+        # now too: the saved numbers never run ahead of the log.
+        if indices:
+            with self._saved:
+                size = max(indices) + 1
+                if size > self.posted.size:
+                    saved = PostedState(size, following)
+                    saved.save(self._state_path)
+                    self.posted.size = size
+        return indices
 
     def read(self, path: str) -> bytes | None:
+        if path.startswith("sources/"):
+            source = path.removeprefix("sources/")
+            body = {"source": source, "next": self.next_seq(source)}
+            return json.dumps(body).encode()
         if path in ("checkpoints", "checkpoints/"):
             d = self.root / HISTORY_DIR
             names = sorted(p.name for p in d.iterdir() if not p.name.startswith("."))
@@ -113,13 +165,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0].lstrip("/")
+        path = urllib.parse.unquote(self.path.split("?", 1)[0]).lstrip("/")
         data = self.service.read(path)
         if data is None:
             self._send(404, b"not found\n")
             return
-        kind = "text/plain; charset=utf-8" if not path.startswith("tile/") else None
-        self._send(200, data, kind or "application/octet-stream")
+        if path.startswith("sources/"):
+            kind = "application/json"
+        elif path.startswith("tile/"):
+            kind = "application/octet-stream"
+        else:
+            kind = "text/plain; charset=utf-8"
+        self._send(200, data, kind)
 
     def do_POST(self) -> None:
         if self.path.rstrip("/") != "/add":
@@ -183,6 +240,7 @@ def running(
     context: ssl.SSLContext,
     *,
     checkpoint_interval: float = CHECKPOINT_INTERVAL,
+    state_dir: Path | None = None,
     journal_dir: Path | None = None,
     journal_hosts: Mapping[str, str] | None = None,
 ) -> Iterator[http.server.ThreadingHTTPServer]:
@@ -190,19 +248,25 @@ def running(
 
     With ``journal_dir``, a :class:`~sovdeploy.ledger.journal.Follower` appends what
     systemd-journal-remote receives; it is the server's ``follower`` attribute.
+    ``state_dir`` (default: ``state`` beside ``root``) keeps the service's bookkeeping.
     """
+    state_dir = state_dir or root.parent / "state"
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _move_old_state(root, state_dir)
     log = Log(root, origin, signer)
     try:
         writer = Writer(log, checkpoint_interval)
         try:
             if log.checkpointed < log.size or not (root / CHECKPOINT_FILE).exists():
                 log.checkpoint()
-            server = serve(LedgerService(root, writer), address, context)
+            server = serve(LedgerService(root, writer, state_dir), address, context)
             thread = threading.Thread(target=server.serve_forever, daemon=True)
             thread.start()
             follower = None
             if journal_dir is not None:
-                follower = journal.Follower(journal_dir, journal_hosts or {}, writer)
+                follower = journal.Follower(
+                    journal_dir, journal_hosts or {}, writer, state_dir / journal.STATE_FILE
+                )
                 follower.start()
             server.follower = follower  # type: ignore[attr-defined]
             try:
@@ -216,6 +280,13 @@ def running(
             writer.close()
     finally:
         log.close()
+
+
+def _move_old_state(root: Path, state_dir: Path) -> None:
+    """Earlier versions kept the follower's state inside the log: move it out."""
+    old, new = root / journal.STATE_FILE, state_dir / journal.STATE_FILE
+    if old.exists() and not new.exists():
+        old.rename(new)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -232,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cert", type=Path)
     parser.add_argument("--cert-key", type=Path)
     parser.add_argument("--listen", default="0.0.0.0:8443")
+    parser.add_argument(
+        "--state", type=Path, help="the service's bookkeeping (default: state/ beside --root)"
+    )
     parser.add_argument(
         "--journal-dir", type=Path, help="systemd-journal-remote's output directory to follow"
     )
@@ -258,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         signer,
         (host, int(port)),
         context,
+        state_dir=args.state,
         journal_dir=args.journal_dir,
         journal_hosts=hosts,
     ) as server:

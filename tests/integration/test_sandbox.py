@@ -204,6 +204,7 @@ def test_the_log_host_ledger_holds_every_hosts_journal_and_verifies(sandbox):
         "--key", str(state / "logging" / "keys" / f"{log_host}.vkey"),
         "--cacert", str(state / "pki" / "ca.crt"),
         *[a for h in HOSTS for a in ("--expect-source", f"journal/{h}")],
+        "--expect-source", "orchestrator",
     ]  # fmt: skip
     deadline = time.monotonic() + 90
     while True:
@@ -212,6 +213,24 @@ def test_the_log_host_ledger_holds_every_hosts_journal_and_verifies(sandbox):
             break
         time.sleep(5)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    # Every command forwarded the orchestrator's ledger: the log host holds the same
+    # entries, byte for byte, up to where the last forward got.
+    import ssl
+
+    from sovdeploy.ledger import audit, local, records, tiles
+
+    files = audit.HttpFiles(
+        f"https://{address}:8443", ssl.create_default_context(cafile=str(state / "pki" / "ca.crt"))
+    )
+    size = int(files.read("checkpoint").decode().splitlines()[1])
+    reader = tiles.TileReader(files.read, size)
+    entries = [reader.entry(i) for i in range(size)]
+    theirs = [e for e in entries if records.decode(e)["source"] == "orchestrator"]
+    ours = list(local.entries(state))
+    assert len(theirs) > 100
+    assert theirs == ours[: len(theirs)]
+    assert {records.decode(e)["kind"] for e in theirs} >= {"command", "task", "phase_end"}
 
 
 def test_failed_playbook_names_host_and_task_and_resumes(sandbox):

@@ -130,24 +130,29 @@ def sources(root: Path) -> dict[str, list[int]]:
 def test_every_entry_lands_once_numbered_per_host_across_restarts(tmp_path, remote):
     incoming, source = remote
     root = tmp_path / "log"
+    state_path = tmp_path / "state" / journal.STATE_FILE
     source.entries["10.0.0.5"] = [entry(n) for n in range(20)]
     source.entries["10.0.0.6"] = [entry(n) for n in range(5)]
     with open_writer(root, ORIGIN, SIGNER) as writer:
-        follower = journal.Follower(incoming, HOSTS, writer, reader=source.reader, batch=7)
+        follower = journal.Follower(
+            incoming, HOSTS, writer, state_path, reader=source.reader, batch=7
+        )
         assert follower.step() == 25
         source.entries["10.0.0.5"] += [entry(n) for n in range(20, 23)]
         assert follower.step() == 3 and follower.step() == 0
         follower.close()
 
     # A crash after the append but before the state was saved: the state lags.
-    state = journal.FollowerState.load(root / journal.STATE_FILE)
+    state = journal.FollowerState.load(state_path)
     lagging = journal.FollowerState(
         state.size - 4, {"journal/ctl1": 19}, {"journal/ctl1": "s=abc;i=12"}
     )
-    lagging.save(root / journal.STATE_FILE)
+    lagging.save(state_path)
     source.entries["10.0.0.6"] += [entry(n) for n in range(5, 9)]
     with open_writer(root, ORIGIN, SIGNER) as writer:
-        follower = journal.Follower(incoming, HOSTS, writer, reader=source.reader, batch=7)
+        follower = journal.Follower(
+            incoming, HOSTS, writer, state_path, reader=source.reader, batch=7
+        )
         assert follower.step() == 4  # only the new ones, none repeated
         follower.close()
 

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sovdeploy.ledger import audit, service
+from sovdeploy.errors import LedgerError
+from sovdeploy.ledger import audit, forward, local, records, service, tiles
 from sovdeploy.ledger.note import Signer
 
 ORIGIN = "sovdeploy.test/service"
@@ -70,6 +71,7 @@ def pki(tmp_path: Path) -> Path:
     _write(tmp_path / "ca", *ca)
     _write(tmp_path / "server", *_cert("log1", ca, ca=False))
     _write(tmp_path / "host-a", *_cert("host-a", ca, ca=False))
+    _write(tmp_path / "orchestrator", *_cert("orchestrator", ca, ca=False))
     other_ca = _cert("someone else's CA", None, ca=True)
     _write(tmp_path / "rogue", *_cert("host-a", other_ca, ca=False))
     return tmp_path
@@ -161,3 +163,123 @@ def test_serves_only_log_files(url: str, pki: Path) -> None:
         assert exc.value.code == 404, path
     with urllib.request.urlopen(url + "/checkpoint", context=context, timeout=10) as resp:
         assert resp.read().startswith(ORIGIN.encode() + b"\n")
+
+
+def test_a_source_resumes_where_it_stopped_and_cannot_repeat_or_skip(url: str, pki: Path) -> None:
+    context = client(pki, "host-a")
+    assert post(url, context, [rec("host-a", 0), rec("host-a", 1)]) == [0, 1]
+    with urllib.request.urlopen(url + "/sources/host-a", context=context, timeout=10) as resp:
+        assert json.load(resp) == {"source": "host-a", "next": 2}
+    for seqs in ([1, 2], [3], [2, 2]):  # a resend, a skip, a repeat within one request
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            post(url, context, [rec("host-a", n) for n in seqs])
+        assert exc.value.code == 409, seqs
+    # A refused request appends nothing: the source goes on from 2.
+    assert post(url, context, [rec("host-a", 2)]) == [2]
+
+
+def test_the_next_seq_survives_a_restart_and_a_lost_save(pki: Path, tmp_path: Path) -> None:
+    context = service.tls_context(pki / "ca.crt", pki / "server.crt", pki / "server.key")
+    root = tmp_path / "log"
+
+    def serve_and_post(seqs: list[int]) -> None:
+        with service.running(root, ORIGIN, SIGNER, ("127.0.0.1", 0), context) as server:
+            base = f"https://127.0.0.1:{server.server_address[1]}"
+            post(base, client(pki, "host-a"), [rec("host-a", n) for n in seqs])
+
+    serve_and_post([0, 1, 2])
+    # As if killed after the append but before the save: the saved numbers lag.
+    service.PostedState(1, {"host-a": 1}).save(tmp_path / "state" / service.POSTED_STATE_FILE)
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        serve_and_post([1])
+    assert exc.value.code == 409
+    serve_and_post([3])
+
+
+def _state_root(tmp_path: Path, pki: Path, url: str) -> Path:
+    """A deployment state dir as the logging phase leaves it: CA, client certificate, endpoint."""
+    state = tmp_path / "state-dir"
+    client_dir = state / forward.CLIENT_DIR
+    client_dir.mkdir(parents=True)
+    (state / "pki").mkdir()
+    (state / "pki" / "ca.crt").write_bytes((pki / "ca.crt").read_bytes())
+    for name in ("orchestrator.crt", "orchestrator.key"):
+        (client_dir / name).write_bytes((pki / name).read_bytes())
+    endpoint = {"host": "log1", "url": url}
+    (client_dir / forward.ENDPOINT_FILE).write_text(json.dumps(endpoint))
+    return state
+
+
+def _served_entries(url: str, pki: Path, size: int) -> list[bytes]:
+    reader = audit.HttpFiles(url, client(pki, None))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        checkpoint = reader.read("checkpoint") or b""
+        if int(checkpoint.split(b"\n")[1]) >= size:
+            break
+        time.sleep(0.1)
+    tiles_reader = tiles.TileReader(reader.read, size)
+    return [tiles_reader.entry(i) for i in range(size)]
+
+
+def test_the_orchestrators_ledger_arrives_byte_for_byte_and_once(
+    url: str, pki: Path, tmp_path: Path
+) -> None:
+    state = _state_root(tmp_path, pki, url)
+    ep = forward.endpoint(state)
+    assert ep is not None and ep.host == "log1"
+    with local.open_ledger(state, "dep") as ledger:
+        for n in range(300):
+            ledger.record("task", n=n).result()
+        ledger.record("terraform_plan", summary="x" * 70_000).result()  # kept as a blob
+    ours = list(local.entries(state))
+    assert records.decode(ours[-1])["blob"]["size"] > 70_000
+
+    assert forward.forward(state, ep) == forward.Forwarded(301, 301)
+    assert _served_entries(url, pki, 301) == ours  # the same leaves in both logs
+    reader = audit.HttpFiles(url, client(pki, None))
+    digest = records.decode(ours[-1])["blob"]["sha256"]
+    assert reader.read(f"blobs/{digest[:2]}/{digest}") is not None
+    assert forward.forward(state, ep) == forward.Forwarded(0, 301)
+
+    # The answer to the last post was lost and the hint with it: nothing is sent twice.
+    with local.open_ledger(state, "dep") as ledger:
+        ledger.record("command_end", status="done").result()
+    (state / forward.PROGRESS_FILE).unlink()
+    assert forward.forward(state, ep) == forward.Forwarded(1, 302)
+    assert _served_entries(url, pki, 302) == list(local.entries(state))
+
+
+def test_a_replaced_state_dir_is_reported_not_forwarded(
+    url: str, pki: Path, tmp_path: Path
+) -> None:
+    post(url, client(pki, "orchestrator"), [rec("orchestrator", n) for n in range(3)])
+    state = _state_root(tmp_path, pki, url)
+    with local.open_ledger(state, "dep") as ledger:
+        ledger.record("command", command="up").result()
+    ep = forward.endpoint(state)
+    assert ep is not None
+    with pytest.raises(LedgerError, match="expects orchestrator record 3"):
+        forward.forward(state, ep)
+
+
+def test_a_command_ends_well_when_the_log_host_is_away_and_forwards_later(
+    url: str, pki: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sovdeploy.cli import forward_ledger
+    from sovdeploy.state import StateDir
+
+    state = StateDir(tmp_path / "inventory")
+    away = _state_root(tmp_path, pki, "https://127.0.0.1:9")  # nothing listens there
+    away.rename(state.root)
+    with local.open_ledger(state.root, "dep") as ledger:
+        ledger.record("command", command="up").result()
+    forward_ledger(state)
+    assert "not forwarded to the log host" in capsys.readouterr().err
+    assert not (state.root / forward.PROGRESS_FILE).exists()
+
+    endpoint = state.root / forward.CLIENT_DIR / forward.ENDPOINT_FILE
+    endpoint.write_text(json.dumps({"host": "log1", "url": url}))
+    forward_ledger(state)
+    assert "1 record(s) forwarded to log1" in capsys.readouterr().out
+    assert _served_entries(url, pki, 1) == list(local.entries(state.root))

@@ -5,6 +5,9 @@ import hashlib
 import os
 import re
 import ssl
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -95,3 +98,24 @@ def test_the_dashboard_and_its_compressed_styles_are_served_through_haproxy(addr
 def test_fernet_keys_are_private_to_keystone(ctl):
     assert ctl.file("/etc/keystone/fernet-keys").user == "keystone"
     assert ctl.file("/etc/keystone/fernet-keys/0").mode == 0o600
+
+
+def test_the_log_host_holds_both_hosts_journals_and_verifies(address, ca_file):
+    """aio-ctl is also the log host: both hosts' journals reach its ledger, which an
+    auditor verifies over HTTPS with the verifier key the role handed back."""
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    args = [
+        str(Path(sys.executable).parent / "sovdeploy"), "audit", "verify",
+        f"https://{address}:8443",
+        "--key", str(ephemeral / "logging" / "aio-ctl.vkey"),
+        "--cacert", str(ca_file),
+        "--expect-source", "journal/aio-ctl", "--expect-source", "journal/aio-cmp",
+    ]  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        result = subprocess.run(args, capture_output=True, text=True, check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verified" in result.stdout

@@ -6,6 +6,7 @@ in a log that `sovdeploy audit verify` accepts.
 """
 
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sovdeploy.ledger import audit, records, tiles
+from sovdeploy.ledger import audit, forward, local, records, tiles
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 SOVDEPLOY = str(Path(sys.executable).parent / "sovdeploy")
@@ -23,7 +24,7 @@ def _ca() -> Path:
     return next(EPHEMERAL.rglob(".sovdeploy/pki/ca.crt"))
 
 
-def _journal_records(url: str) -> list[dict]:
+def _records(url: str) -> list[dict]:
     """Every record the log's latest checkpoint covers, read from its tiles over HTTPS."""
     files = audit.HttpFiles(url, ssl.create_default_context(cafile=str(_ca())))
     size = int(files.read("checkpoint").decode().splitlines()[1])
@@ -63,7 +64,7 @@ def test_a_logged_line_reaches_the_ledger_and_the_log_verifies(host, address):
         time.sleep(2)
         found = [
             r
-            for r in _journal_records(url)
+            for r in _records(url)
             if r["kind"] == "journal" and r["fields"].get("MESSAGE") == marker
         ]
     assert found, f"{marker} did not reach the ledger within 60s"
@@ -94,8 +95,37 @@ def test_a_logged_line_reaches_the_ledger_and_the_log_verifies(host, address):
 def test_heartbeats_arrive_and_numbers_have_no_gap(host, address):
     time.sleep(6)
     recs = [
-        r for r in _journal_records(f"https://{address}:8443") if r["source"] == "journal/instance"
+        r for r in _records(f"https://{address}:8443") if r["source"] == "journal/instance"
     ]
     beats = [r for r in recs if r["kind"] == "heartbeat"]
     assert beats and beats[-1]["interval"] == 5
     assert [r["seq"] for r in recs] == list(range(len(recs)))
+
+
+def test_the_orchestrator_forwards_its_ledger_with_the_certificate_the_role_issued(
+    address, tmp_path
+):
+    client = EPHEMERAL / "logging" / "client"
+    key = client / "orchestrator.key"
+    assert key.stat().st_mode & 0o077 == 0
+    # A deployment state dir as the logging phase leaves it, with a ledger of its own.
+    state = tmp_path / ".sovdeploy"
+    (state / "pki").mkdir(parents=True)
+    shutil.copy(_ca(), state / "pki" / "ca.crt")
+    shutil.copytree(client, state / forward.CLIENT_DIR)
+    ep = forward.endpoint(state)
+    assert ep is not None and ep.host == "instance"
+    assert ep.url == f"https://{address}:8443"
+    with local.open_ledger(state, "molecule") as ledger:
+        for n in range(20):
+            ledger.record("probe", n=n).result()
+    assert forward.forward(state, ep) == forward.Forwarded(20, 20)
+    assert forward.forward(state, ep).sent == 0
+
+    ours = [records.decode(e) for e in local.entries(state)]
+    deadline = time.monotonic() + 30
+    theirs = []
+    while time.monotonic() < deadline and len(theirs) < len(ours):
+        time.sleep(1)
+        theirs = [r for r in _records(ep.url) if r["source"] == "orchestrator"]
+    assert theirs == ours
