@@ -25,7 +25,7 @@ import yaml
 from sovdeploy import inventory as inv
 from sovdeploy import sandbox, secrets
 from sovdeploy.engines import ansible, terraform
-from sovdeploy.errors import InterruptedRunError, UsageError
+from sovdeploy.errors import InterruptedRunError, LedgerError, UsageError
 from sovdeploy.inventory import LoadedInventory, digest_files
 from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.model import Deployment, Provisioner
@@ -425,6 +425,55 @@ def write_clouds(ctx: Context, values: dict[str, Any]) -> tuple[Path, Path]:
     )
 
 
+def _served_size(log_host: ledger_forward.Endpoint) -> int | None:
+    try:
+        return ledger_forward.served_size(log_host)
+    except (LedgerError, OSError, ValueError):
+        return None  # reported by the check that needs it
+
+
+def _audit_trail_check(
+    log_host: ledger_forward.Endpoint, start: int | None, server_id: str, timeout: float = 120
+) -> Any:
+    """The log host's ledger holds the CADF events of verify's requests for its server."""
+    from sovdeploy import verify
+
+    started = time.monotonic()
+    seen: set[str] = set()
+    wanted = {"audit.http.request", "audit.http.response"}
+    problem = "" if start is not None else "its ledger could not be read before the checks"
+    while start is not None:
+        try:
+            start, recs = ledger_forward.served_records(log_host, start)
+        except (LedgerError, OSError, ValueError) as exc:
+            problem = f"its ledger cannot be read: {exc}"
+            break
+        seen |= {
+            str(r.get("event_type"))
+            for r in recs
+            if r.get("kind") == "cadf" and server_id in str(r.get("payload", {}).get("requestPath"))
+        }
+        if wanted <= seen or time.monotonic() - started > timeout:
+            break
+        time.sleep(3)
+    ok = wanted <= seen
+    if ok:
+        detail = f"{log_host.host} holds the request and response events of /servers/{server_id}"
+    else:
+        found = ", ".join(sorted(seen)) or "no"
+        detail = (
+            f"{log_host.host}: {problem}"
+            if problem
+            else f"{log_host.host} holds {found} CADF event(s) for /servers/{server_id}"
+        )
+    return verify.Check(
+        "the API calls reached the log host as CADF events",
+        ok,
+        time.monotonic() - started,
+        detail,
+    )
+
+
 def _leak_check(ctx: Context, values: dict[str, Any]) -> Any:
     """No generated secret appears in a run record, an ansible-runner artifact or the ledger."""
     from sovdeploy import verify
@@ -471,7 +520,14 @@ def _verify(ctx: Context) -> str:
         )
 
     conn = verify.connect(clouds, secure, s.deployment)
-    result = verify.Verifier(conn, image, f"sovdeploy-verify-{ctx.run.id[-6:]}-", report).run()
+    log_host = ledger_forward.endpoint(ctx.state.root)
+    log_start = _served_size(log_host) if log_host else None
+    verifier = verify.Verifier(conn, image, f"sovdeploy-verify-{ctx.run.id[-6:]}-", report)
+    result = verifier.run()
+    server = verifier.made.get("server")
+    if log_host is not None and server is not None:
+        result.checks.append(_audit_trail_check(log_host, log_start, str(server.id)))
+        report(result.checks[-1])
     result.checks.append(_leak_check(ctx, values))
     report(result.checks[-1])
     failed = [c for c in result.checks if not c.ok]

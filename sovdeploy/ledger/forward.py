@@ -200,3 +200,22 @@ def forward(state_root: Path, ep: Endpoint, *, timeout: float = 15.0) -> Forward
     if batch:
         flush()
     return Forwarded(sent, last[1])
+
+
+def served_size(ep: Endpoint, timeout: float = 15.0) -> int:
+    """How many entries the log host's latest checkpoint covers (read like an auditor)."""
+    from sovdeploy.ledger.checkpoint import SignedCheckpoint
+
+    context = ssl.create_default_context(cafile=str(ep.ca))
+    with urllib.request.urlopen(f"{ep.url}/checkpoint", context=context, timeout=timeout) as resp:  # noqa: S310 - https from endpoint.json
+        return SignedCheckpoint.parse(resp.read()).checkpoint.size
+
+
+def served_records(ep: Endpoint, start: int) -> tuple[int, list[dict[str, Any]]]:
+    """The records the log host serves from index ``start``, and where they end."""
+    from sovdeploy.ledger import audit, tiles
+
+    size = served_size(ep)
+    files = audit.HttpFiles(ep.url, ssl.create_default_context(cafile=str(ep.ca)))
+    reader = tiles.TileReader(files.read, size)
+    return size, [records.decode(reader.entry(i)) for i in range(start, size)]

@@ -41,7 +41,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from sovdeploy.errors import LedgerError
-from sovdeploy.ledger import journal, local, records
+from sovdeploy.ledger import cadf, journal, local, records
 from sovdeploy.ledger.log import CHECKPOINT_FILE, CHECKPOINT_INTERVAL, HISTORY_DIR, Log, Writer
 from sovdeploy.ledger.note import Signer
 
@@ -243,12 +243,15 @@ def running(
     state_dir: Path | None = None,
     journal_dir: Path | None = None,
     journal_hosts: Mapping[str, str] | None = None,
+    broker: cadf.Broker | None = None,
 ) -> Iterator[http.server.ThreadingHTTPServer]:
     """Open the log, serve it, and on exit stop serving and sign a final checkpoint.
 
     With ``journal_dir``, a :class:`~sovdeploy.ledger.journal.Follower` appends what
-    systemd-journal-remote receives; it is the server's ``follower`` attribute.
-    ``state_dir`` (default: ``state`` beside ``root``) keeps the service's bookkeeping.
+    systemd-journal-remote receives; with ``broker``, a
+    :class:`~sovdeploy.ledger.cadf.Consumer` appends the OpenStack audit events. They
+    are the server's ``workers``. ``state_dir`` (default: ``state`` beside ``root``)
+    keeps the service's bookkeeping.
     """
     state_dir = state_dir or root.parent / "state"
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -262,18 +265,23 @@ def running(
             server = serve(LedgerService(root, writer, state_dir), address, context)
             thread = threading.Thread(target=server.serve_forever, daemon=True)
             thread.start()
-            follower = None
+            workers: list[journal.Follower | cadf.Consumer] = []
             if journal_dir is not None:
-                follower = journal.Follower(
-                    journal_dir, journal_hosts or {}, writer, state_dir / journal.STATE_FILE
+                workers.append(
+                    journal.Follower(
+                        journal_dir, journal_hosts or {}, writer, state_dir / journal.STATE_FILE
+                    )
                 )
-                follower.start()
-            server.follower = follower  # type: ignore[attr-defined]
+            if broker is not None:
+                workers.append(cadf.Consumer(broker, writer, state_dir / cadf.STATE_FILE))
+            for worker in workers:
+                worker.start()
+            server.workers = workers  # type: ignore[attr-defined]
             try:
                 yield server
             finally:
-                if follower is not None:
-                    follower.close()
+                for worker in workers:
+                    worker.close()
                 server.shutdown()
                 server.server_close()
         finally:
@@ -312,6 +320,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--journal-hosts", type=Path, help="JSON object: sender address -> host name"
     )
+    parser.add_argument(
+        "--amqp-url-file",
+        type=Path,
+        help="file holding amqp://user:password@host:port/vhost of the audit events' broker",
+    )
     args = parser.parse_args(argv)
     if args.keygen:
         try:
@@ -326,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     signer = Signer.parse(args.key.read_text())
     context = tls_context(args.ca, args.cert, args.cert_key)
     hosts = json.loads(args.journal_hosts.read_text()) if args.journal_hosts else {}
+    broker = cadf.Broker.parse(args.amqp_url_file.read_text()) if args.amqp_url_file else None
     with running(
         args.root,
         args.origin,
@@ -335,15 +349,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         state_dir=args.state,
         journal_dir=args.journal_dir,
         journal_hosts=hosts,
+        broker=broker,
     ) as server:
         print(f"ledger {args.origin} serving on {server.server_address}", file=sys.stderr)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
             while not stop.wait(1.0):
-                follower = getattr(server, "follower", None)
-                if follower is not None and not follower.alive():
-                    raise SystemExit(f"the journal follower stopped: {follower.error!r}")
+                for worker in server.workers:  # type: ignore[attr-defined]
+                    if not worker.alive():
+                        raise SystemExit(f"{type(worker).__name__} stopped: {worker.error!r}")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ def pki(tmp_path: Path) -> Path:
     _write(tmp_path / "server", *_cert("log1", ca, ca=False))
     _write(tmp_path / "host-a", *_cert("host-a", ca, ca=False))
     _write(tmp_path / "orchestrator", *_cert("orchestrator", ca, ca=False))
+    _write(tmp_path / "cadf", *_cert("cadf", ca, ca=False))
     other_ca = _cert("someone else's CA", None, ca=True)
     _write(tmp_path / "rogue", *_cert("host-a", other_ca, ca=False))
     return tmp_path
@@ -283,3 +284,26 @@ def test_a_command_ends_well_when_the_log_host_is_away_and_forwards_later(
     forward_ledger(state)
     assert "1 record(s) forwarded to log1" in capsys.readouterr().out
     assert _served_entries(url, pki, 1) == list(local.entries(state.root))
+
+
+def test_verify_finds_the_cadf_events_of_its_own_requests_on_the_log_host(
+    url: str, pki: Path, tmp_path: Path
+) -> None:
+    from sovdeploy.phases import _audit_trail_check
+
+    ep = forward.endpoint(_state_root(tmp_path, pki, url))
+    assert ep is not None
+    start = forward.served_size(ep)
+    events = [
+        {"kind": "cadf", "source": "cadf", "seq": n, "event_type": kind,
+         "payload": {"requestPath": "/v2.1/servers/abc-123"}}
+        for n, kind in enumerate(("audit.http.request", "audit.http.response"))
+    ]  # fmt: skip
+    post(url, client(pki, "cadf"), events)
+    found = _audit_trail_check(ep, start, "abc-123", timeout=15)
+    assert found.ok, found.detail
+    missing = _audit_trail_check(ep, start, "def-456", timeout=1)
+    assert not missing.ok and "no CADF event" in missing.detail
+    away = forward.Endpoint("log9", "https://127.0.0.1:9", ep.ca, ep.cert, ep.key)
+    unread = _audit_trail_check(away, 0, "abc-123", timeout=1)
+    assert not unread.ok and "cannot be read" in unread.detail

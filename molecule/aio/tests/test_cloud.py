@@ -2,6 +2,7 @@
 the tenant's data. The checks are `sovdeploy verify`'s own, through the public API."""
 
 import hashlib
+import json
 import os
 import re
 import ssl
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,42 @@ def test_the_log_host_holds_both_hosts_journals_and_verifies(address, ca_file):
         time.sleep(5)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verified" in result.stdout
+
+
+def _ledger_records(address, ca_file):
+    """Every record under the log host's latest checkpoint, read over HTTPS."""
+    from sovdeploy.ledger import audit, records, tiles
+
+    files = audit.HttpFiles(
+        f"https://{address}:8443", ssl.create_default_context(cafile=str(ca_file))
+    )
+    size = int(files.read("checkpoint").decode().splitlines()[1])
+    reader = tiles.TileReader(files.read, size)
+    return [records.decode(reader.entry(i)) for i in range(size)]
+
+
+def test_an_api_call_reaches_the_ledger_as_cadf_events(conn, address, ca_file):
+    """keystonemiddleware's audit filter -> RabbitMQ's vhost audit -> the ledger service.
+    A request for a server that does not exist, named by a fresh UUID, must arrive as
+    its request and response events; a token request as Keystone's own event."""
+    marker = str(uuid.uuid4())
+    assert conn.compute.find_server(marker) is None
+    deadline = time.monotonic() + 90
+    events = []
+    while time.monotonic() < deadline and len(events) < 2:
+        time.sleep(3)
+        events = [
+            r
+            for r in _ledger_records(address, ca_file)
+            if r["kind"] == "cadf" and marker in json.dumps(r["payload"])
+        ]
+    assert {e["event_type"] for e in events} == {"audit.http.request", "audit.http.response"}
+    assert all(e["source"] == "cadf" and e["publisher_id"].startswith("nova") for e in events)
+    response = next(e for e in events if e["event_type"] == "audit.http.response")
+    assert response["payload"]["typeURI"] == "http://schemas.dmtf.org/cloud/audit/1.0/event"
+    assert response["payload"]["reason"]["reasonCode"] == "404"
+    assert "_context_auth_token" not in json.dumps(events)
+    everything = _ledger_records(address, ca_file)
+    assert any(r["kind"] == "cadf" and r["event_type"].startswith("identity.") for r in everything)
+    cadf = [r["seq"] for r in everything if r["source"] == "cadf"]
+    assert cadf == list(range(len(cadf)))
