@@ -371,9 +371,11 @@ def logging_vars(ctx: Context) -> dict[str, Any]:
 
 def _logging(ctx: Context) -> str:
     summary = playbook_phase("logging", check=False, extravars=logging_vars)(ctx)
-    keys = sorted((ctx.state.root / "logging" / "keys").glob("*.vkey"))
-    record_artifact(ctx, *keys)
-    summary += f"; {len(keys)} log host key(s) in {ctx.state.root / 'logging' / 'keys'}"
+    keys_dir = ctx.state.root / "logging" / "keys"
+    keys = sorted(keys_dir.glob("*.vkey"))
+    seals = sorted(keys_dir.glob("*.fss"))
+    record_artifact(ctx, *keys, *seals)
+    summary += f"; {len(keys)} log key(s), {len(seals)} journal verification key(s) in {keys_dir}"
     ep = ledger_forward.endpoint(ctx.state.root)
     if ep is not None:
         record_artifact(ctx, ep.cert)

@@ -233,6 +233,15 @@ def test_the_log_host_ledger_holds_every_hosts_journal_and_verifies(sandbox):
     assert {records.decode(e)["kind"] for e in theirs} >= {"command", "task", "phase_end"}
 
 
+def test_every_hosts_journal_is_sealed_and_verifies_with_the_deployers_key(sandbox):
+    inv, _ = sandbox
+    for host in HOSTS:
+        key = inv / ".sovdeploy" / "logging" / "keys" / f"{host}.fss"
+        assert key.stat().st_mode & 0o077 == 0
+        assert "SEALED" in in_host(host, "journalctl", "--header")
+        in_host(host, "journalctl", "--verify", f"--verify-key={key.read_text().strip()}")
+
+
 def test_failed_playbook_names_host_and_task_and_resumes(sandbox):
     inv, _ = sandbox
     extra = inv / "host_vars"

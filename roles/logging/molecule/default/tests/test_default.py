@@ -94,9 +94,7 @@ def test_a_logged_line_reaches_the_ledger_and_the_log_verifies(host, address):
 
 def test_heartbeats_arrive_and_numbers_have_no_gap(host, address):
     time.sleep(6)
-    recs = [
-        r for r in _records(f"https://{address}:8443") if r["source"] == "journal/instance"
-    ]
+    recs = [r for r in _records(f"https://{address}:8443") if r["source"] == "journal/instance"]
     beats = [r for r in recs if r["kind"] == "heartbeat"]
     assert beats and beats[-1]["interval"] == 5
     assert [r["seq"] for r in recs] == list(range(len(recs)))
@@ -129,3 +127,24 @@ def test_the_orchestrator_forwards_its_ledger_with_the_certificate_the_role_issu
         time.sleep(1)
         theirs = [r for r in _records(ep.url) if r["source"] == "orchestrator"]
     assert theirs == ours
+
+
+def test_the_journal_is_sealed_and_an_edit_fails_verification(host):
+    key = (EPHEMERAL / "logging" / "instance.fss").read_text().strip()
+    assert oct((EPHEMERAL / "logging" / "instance.fss").stat().st_mode & 0o777) == "0o600"
+    host.run("logger --tag molecule-seal sealed-line")
+    host.run("journalctl --sync")
+    assert "SEALED" in host.run("journalctl --header").stdout
+    verified = host.run(f"journalctl --verify --verify-key={key}")
+    assert verified.rc == 0, verified.stderr
+    # A copy of the sealed system journal with one letter of that line changed no
+    # longer verifies.
+    machine = host.file("/etc/machine-id").content_string.strip()
+    edit = host.run(
+        f"set -e; cp /var/log/journal/{machine}/system.journal /root/edited.journal; "
+        "at=$(grep -boa 'MESSAGE=sealed-line' /root/edited.journal | tail -n 1 | cut -d: -f1); "
+        "printf 'Z' | dd of=/root/edited.journal bs=1 seek=$((at + 8)) conv=notrunc 2>/dev/null"
+    )
+    assert edit.rc == 0, edit.stderr
+    tampered = host.run(f"journalctl --verify --verify-key={key} --file=/root/edited.journal")
+    assert tampered.rc != 0, tampered.stdout + tampered.stderr
