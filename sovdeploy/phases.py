@@ -373,9 +373,13 @@ def _logging(ctx: Context) -> str:
     summary = playbook_phase("logging", check=False, extravars=logging_vars)(ctx)
     keys_dir = ctx.state.root / "logging" / "keys"
     keys = sorted(keys_dir.glob("*.vkey"))
+    witnesses = [k for k in keys if k.name.endswith(".witness.vkey")]
     seals = sorted(keys_dir.glob("*.fss"))
     record_artifact(ctx, *keys, *seals)
-    summary += f"; {len(keys)} log key(s), {len(seals)} journal verification key(s) in {keys_dir}"
+    summary += (
+        f"; in {keys_dir}: {len(keys) - len(witnesses)} log key(s), {len(witnesses)} "
+        f"witness key(s), {len(seals)} journal verification key(s)"
+    )
     ep = ledger_forward.endpoint(ctx.state.root)
     if ep is not None:
         record_artifact(ctx, ep.cert)

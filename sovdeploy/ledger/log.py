@@ -42,7 +42,7 @@ from pathlib import Path
 from sovdeploy.errors import LedgerError
 from sovdeploy.ledger import merkle, tiles
 from sovdeploy.ledger.checkpoint import Checkpoint, SignedCheckpoint, sign
-from sovdeploy.ledger.note import Signer
+from sovdeploy.ledger.note import Signature, Signer
 from sovdeploy.state import atomic_write
 
 _PENDING_MAGIC = b"SDLEDGR1"
@@ -97,6 +97,8 @@ class Log:
         self._pending_fh: io.FileIO | None = None
         self._reader: tiles.TileReader | None = None
         self.checkpointed = 0
+        #: Asked for witness cosignatures on each checkpoint before it is published.
+        self.cosign: Callable[[SignedCheckpoint, merkle.NodeReader], list[Signature]] | None = None
         try:
             self._recover()
         except BaseException:
@@ -291,6 +293,10 @@ class Log:
                 index = (size >> (tiles.TILE_HEIGHT * level)) // tiles.TILE_WIDTH
                 self._write_tile(level, index, b"".join(row), len(row))
         signed = sign(Checkpoint(self.origin, size, self.root_hash()), self.signer)
+        if self.cosign is not None:
+            # The tiles of this size are written: the witnesses' proofs read them.
+            node = tiles.TileReader(tiles.directory_reader(self.root), size).node
+            signed = signed.with_signatures(self.cosign(signed, node))
         data = signed.encode()
         atomic_write(self.root / HISTORY_DIR / f"{size:020d}", data)
         atomic_write(self.root / CHECKPOINT_FILE, data)

@@ -41,9 +41,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from sovdeploy.errors import LedgerError
-from sovdeploy.ledger import cadf, journal, local, records
+from sovdeploy.ledger import cadf, journal, local, records, witness
 from sovdeploy.ledger.log import CHECKPOINT_FILE, CHECKPOINT_INTERVAL, HISTORY_DIR, Log, Writer
-from sovdeploy.ledger.note import Signer
+from sovdeploy.ledger.note import Signer, Verifier
 
 MAX_BODY = 4 * 1024 * 1024
 POSTED_STATE_FILE = "posted.json"
@@ -244,6 +244,8 @@ def running(
     journal_dir: Path | None = None,
     journal_hosts: Mapping[str, str] | None = None,
     broker: cadf.Broker | None = None,
+    witnesses: Sequence[witness.WitnessEndpoint] = (),
+    witness_context: ssl.SSLContext | None = None,
 ) -> Iterator[http.server.ThreadingHTTPServer]:
     """Open the log, serve it, and on exit stop serving and sign a final checkpoint.
 
@@ -251,12 +253,15 @@ def running(
     systemd-journal-remote receives; with ``broker``, a
     :class:`~sovdeploy.ledger.cadf.Consumer` appends the OpenStack audit events. They
     are the server's ``workers``. ``state_dir`` (default: ``state`` beside ``root``)
-    keeps the service's bookkeeping.
+    keeps the service's bookkeeping. Each checkpoint is sent to ``witnesses`` (over
+    ``witness_context``) and published with the cosignatures they return.
     """
     state_dir = state_dir or root.parent / "state"
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     _move_old_state(root, state_dir)
     log = Log(root, origin, signer)
+    if witnesses:
+        log.cosign = witness.Cosigners(witnesses, witness_context)
     try:
         writer = Writer(log, checkpoint_interval)
         try:
@@ -321,6 +326,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--journal-hosts", type=Path, help="JSON object: sender address -> host name"
     )
     parser.add_argument(
+        "--witnesses",
+        type=Path,
+        help='JSON list of {"url": ..., "vkey": ...}: the witnesses asked to cosign checkpoints',
+    )
+    parser.add_argument(
         "--amqp-url-file",
         type=Path,
         help="file holding amqp://user:password@host:port/vhost of the audit events' broker",
@@ -340,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     context = tls_context(args.ca, args.cert, args.cert_key)
     hosts = json.loads(args.journal_hosts.read_text()) if args.journal_hosts else {}
     broker = cadf.Broker.parse(args.amqp_url_file.read_text()) if args.amqp_url_file else None
+    witnesses = [
+        witness.WitnessEndpoint(w["url"], Verifier.parse(w["vkey"]))
+        for w in (json.loads(args.witnesses.read_text()) if args.witnesses else [])
+    ]
     with running(
         args.root,
         args.origin,
@@ -350,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         journal_dir=args.journal_dir,
         journal_hosts=hosts,
         broker=broker,
+        witnesses=witnesses,
+        witness_context=ssl.create_default_context(cafile=str(args.ca)),
     ) as server:
         print(f"ledger {args.origin} serving on {server.server_address}", file=sys.stderr)
         stop = threading.Event()

@@ -146,18 +146,81 @@ def submit(
     proof: Sequence[bytes],
     signed: SignedCheckpoint,
     context: ssl.SSLContext | None = None,
+    *,
+    timeout: float = 30,
 ) -> list[note.Signature]:
     """Ask a witness to cosign; return its signature lines (unverified: check them)."""
     req = urllib.request.Request(  # noqa: S310 - the witness URL comes from the inventory
         url.rstrip("/") + "/add-checkpoint", data=request_body(old, proof, signed), method="POST"
     )
     try:
-        with urllib.request.urlopen(req, context=context, timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, context=context, timeout=timeout) as resp:  # noqa: S310
             text = resp.read().decode()
     except urllib.error.HTTPError as exc:
         raise WitnessRefused(exc.code, exc.read().decode(errors="replace")) from None
     parsed = note.parse((signed.note.text + "\n" + text).encode())
     return list(parsed.signatures)
+
+
+@dataclass(frozen=True)
+class WitnessEndpoint:
+    url: str
+    key: note.Verifier
+
+
+class Cosigners:
+    """The log's witnesses, asked to cosign each checkpoint before it is published.
+
+    For each witness the log remembers the size it last cosigned (a witness that holds
+    another says so with 409, and is asked again once from there). A witness that is
+    down or refuses costs that checkpoint its cosignature, never the checkpoint: the
+    auditor's quorum (``audit verify --witness --quorum``) decides what is enough.
+    """
+
+    def __init__(
+        self,
+        witnesses: Sequence[WitnessEndpoint],
+        context: ssl.SSLContext | None = None,
+        timeout: float = 3.0,
+    ) -> None:
+        self.witnesses = list(witnesses)
+        self.context = context
+        self.timeout = timeout
+        self.sizes: dict[str, int] = {}
+        self.errors: dict[str, str] = {}
+
+    def __call__(self, signed: SignedCheckpoint, node: merkle.NodeReader) -> list[note.Signature]:
+        cosigs: list[note.Signature] = []
+        for w in self.witnesses:
+            try:
+                cosigs += self._ask(w, signed, node)
+            except (WitnessRefused, OSError, ValueError, merkle.ProofError) as exc:
+                self.errors[w.url] = f"{type(exc).__name__}: {exc}"
+            else:
+                self.errors.pop(w.url, None)
+        return cosigs
+
+    def _ask(
+        self, w: WitnessEndpoint, signed: SignedCheckpoint, node: merkle.NodeReader
+    ) -> list[note.Signature]:
+        size = signed.checkpoint.size
+        old = self.sizes.get(w.url, 0)
+        for attempt in range(2):
+            proof = merkle.consistency_proof(node, old, size) if 0 < old < size else []
+            try:
+                sigs = submit(w.url, old, proof, signed, self.context, timeout=self.timeout)
+            except WitnessRefused as exc:
+                if exc.status != 409 or attempt or not exc.body.strip().isdigit():
+                    raise
+                old = int(exc.body.strip())  # the size this witness holds
+                if old > size:
+                    raise
+                continue
+            self.sizes[w.url] = size
+            mine = note.Note(signed.note.text, tuple(sigs))
+            good = {v.id for v in note.verified_by(mine, [w.key])}
+            return [sig for sig in sigs if sig.key_id in good]
+        return []
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -193,3 +256,63 @@ def serve(
     if context is not None:
         server.socket = context.wrap_socket(server.socket, server_side=True)
     return server
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="sovdeploy-witness", description=__doc__)
+    parser.add_argument("--name", required=True, help="the witness's key name")
+    parser.add_argument("--key", type=Path, required=True, help="cosigning key file (0600)")
+    parser.add_argument(
+        "--keygen",
+        action="store_true",
+        help="make the key if it does not exist, print its verifier key, and exit",
+    )
+    parser.add_argument(
+        "--log-key", type=Path, action="append", default=[], help="a log's verifier key file"
+    )
+    parser.add_argument("--state", type=Path, help="the witness's state file")
+    parser.add_argument("--cert", type=Path)
+    parser.add_argument("--cert-key", type=Path)
+    parser.add_argument("--listen", default="0.0.0.0:8444")
+    args = parser.parse_args(argv)
+    if args.keygen:
+        signer = _witness_signer(args.key, args.name, create=True)
+        print(signer.verifier.vkey())
+        return
+    if not (args.state and args.cert and args.cert_key and args.log_key):
+        parser.error("--state, --cert, --cert-key and --log-key are needed to serve")
+    signer = _witness_signer(args.key, args.name, create=False)
+    logs = [note.Verifier.parse(p.read_text().strip()) for p in args.log_key]
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.cert, args.cert_key)
+    host, _, port = args.listen.rpartition(":")
+    server = serve(Witness(signer, logs, args.state), (host, int(port)), context)
+    print(f"witness {signer.name} for {[v.name for v in logs]} on {host}:{port}", file=sys.stderr)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+def _witness_signer(path: Path, name: str, *, create: bool) -> note.Signer:
+    """The cosigning key in ``path``; made (0600) first when ``create`` (keygen)."""
+    if path.exists():
+        signer = note.Signer.parse(path.read_text())
+        if signer.name != name or signer.sig_type != note.COSIGNATURE_V1:
+            raise SystemExit(f"{path} is not the cosigning key of {name}")
+        return signer
+    if not create:
+        raise SystemExit(f"{path} does not exist: run with --keygen first")
+    signer = note.Signer.generate(name, note.COSIGNATURE_V1)
+    atomic_write(path, (signer.skey() + "\n").encode(), 0o600)
+    return signer
+
+
+if __name__ == "__main__":
+    main()

@@ -192,10 +192,11 @@ def test_the_ledger_holds_every_step_and_verifies(sandbox, tmp_path):
 
 def test_the_log_host_ledger_holds_every_hosts_journal_and_verifies(sandbox):
     """The logging phase: each host's journal reaches the first log host's ledger service,
-    which an auditor verifies over HTTPS with the verifier key the phase handed back."""
+    which an auditor verifies over HTTPS with the verifier keys the phase handed back: the
+    log's, and the witness's on the other host."""
     inv, _ = sandbox
     state = inv / ".sovdeploy"
-    log_host = sorted(HOSTS)[0]
+    log_host, witness_host = sorted(HOSTS)
     address = podman(
         "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", log_host
     ).strip()
@@ -205,6 +206,10 @@ def test_the_log_host_ledger_holds_every_hosts_journal_and_verifies(sandbox):
         "--cacert", str(state / "pki" / "ca.crt"),
         *[a for h in HOSTS for a in ("--expect-source", f"journal/{h}")],
         "--expect-source", "orchestrator",
+        # The other log host runs the witness; the log publishes only cosigned checkpoints
+        # while it answers.
+        "--witness", str(state / "logging" / "keys" / f"{witness_host}.witness.vkey"),
+        "--quorum", "1",
     ]  # fmt: skip
     deadline = time.monotonic() + 90
     while True:

@@ -307,3 +307,51 @@ def test_verify_finds_the_cadf_events_of_its_own_requests_on_the_log_host(
     away = forward.Endpoint("log9", "https://127.0.0.1:9", ep.ca, ep.cert, ep.key)
     unread = _audit_trail_check(away, 0, "abc-123", timeout=1)
     assert not unread.ok and "cannot be read" in unread.detail
+
+
+def test_checkpoints_are_published_with_the_witness_cosignature(pki: Path, tmp_path: Path) -> None:
+    from sovdeploy.ledger import witness
+    from sovdeploy.ledger.note import COSIGNATURE_V1
+
+    w = witness.Witness(
+        Signer.generate("witness.test/w1", COSIGNATURE_V1), [SIGNER.verifier], tmp_path / "w.json"
+    )
+    tls = service.tls_context(pki / "ca.crt", pki / "server.crt", pki / "server.key")
+    wserver = witness.serve(w, ("127.0.0.1", 0), tls)
+    threading.Thread(target=wserver.serve_forever, daemon=True).start()
+    endpoint = witness.WitnessEndpoint(
+        f"https://127.0.0.1:{wserver.server_address[1]}", w.signer.verifier
+    )
+    # A witness that is away costs its cosignature, never the checkpoint.
+    away = witness.WitnessEndpoint("https://127.0.0.1:9", Signer.generate(
+        "witness.test/away", COSIGNATURE_V1).verifier)  # fmt: skip
+    with service.running(
+        tmp_path / "log", ORIGIN, SIGNER, ("127.0.0.1", 0), tls,
+        checkpoint_interval=0.2, witnesses=[endpoint, away],
+        witness_context=client(pki, None),
+    ) as server:  # fmt: skip
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        for batch in range(3):
+            post(url, client(pki, "host-a"), [rec("host-a", batch * 10 + n) for n in range(10)])
+            time.sleep(0.5)
+        reader = audit.HttpFiles(url, client(pki, None))
+        report = audit.verify(reader, [SIGNER.verifier], witnesses=[w.signer.verifier], quorum=1)
+        assert report.ok, report.findings
+        assert report.witnesses == ["witness.test/w1"] and report.size == 30
+        assert w.latest(ORIGIN) == (30, report.root)
+        two = audit.verify(
+            reader, [SIGNER.verifier], witnesses=[w.signer.verifier, away.key], quorum=2
+        )
+        assert [f.tamper for f in two.findings] == [audit.Tamper.SIGNATURE]
+    # Restarted, the service knows nothing of the witness: its 409 says where to go on.
+    with service.running(
+        tmp_path / "log", ORIGIN, SIGNER, ("127.0.0.1", 0), tls,
+        checkpoint_interval=0.2, witnesses=[endpoint], witness_context=client(pki, None),
+    ) as server:  # fmt: skip
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        post(url, client(pki, "host-a"), [rec("host-a", 30)])
+        time.sleep(0.5)
+        reader = audit.HttpFiles(url, client(pki, None))
+        report = audit.verify(reader, [SIGNER.verifier], witnesses=[w.signer.verifier], quorum=1)
+        assert report.ok and report.size == 31, report.findings
+    wserver.shutdown()
