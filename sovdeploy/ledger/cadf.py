@@ -22,16 +22,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import threading
 import urllib.parse
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 from sovdeploy.ledger import records
+from sovdeploy.ledger.journal import catch_up
 from sovdeploy.ledger.log import Writer
+from sovdeploy.ledger.worker import Worker
 from sovdeploy.state import atomic_write
 
 SOURCE = "cadf"
@@ -116,15 +117,6 @@ class ConsumerState:
         data = {"size": self.size, "seq": self.seq, "recent": list(self.recent)}
         atomic_write(path, json.dumps(data).encode(), 0o600)
 
-    def catch_up(self, entries: Iterable[bytes], size: int) -> None:
-        """Fold in the records appended after ``self.size`` (a crash before the save)."""
-        for entry in entries:
-            try:
-                self.see(records.decode(entry))
-            except (ValueError, records.RecordError):
-                continue
-        self.size = size
-
 
 @dataclass(frozen=True)
 class Broker:
@@ -149,8 +141,10 @@ class Broker:
         )
 
 
-class Consumer:
+class Consumer(Worker):
     """Takes the audit queue into the ledger (a thread of the service)."""
+
+    thread_name = "cadf-consumer"
 
     def __init__(
         self,
@@ -162,6 +156,7 @@ class Consumer:
         retry: float = 5.0,
         connect: Callable[[Broker], Any] | None = None,
     ) -> None:
+        super().__init__()
         self.broker = broker
         self.writer = writer
         self.exchanges = tuple(exchanges)
@@ -175,10 +170,7 @@ class Consumer:
         self.state = ConsumerState.load(state_path)
         log = writer.log
         start = min(self.state.size, log.size)
-        self.state.catch_up((log.entry(i) for i in range(start, log.size)), log.size)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None  # a failure of the ledger: fatal
+        catch_up(self.state, (log.entry(i) for i in range(start, log.size)), log.size)
         self.broker_error: str | None = None  # the broker is away: retried
         self.consumed = 0
 
@@ -234,29 +226,13 @@ class Consumer:
             with contextlib.suppress(OSError):
                 connection.close()
 
-    def run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    self._session()
-                except self._broker_errors as exc:
-                    self.broker_error = f"{type(exc).__name__}: {exc}"
-                    self._stop.wait(self.retry)
-        except BaseException as exc:  # the service reports it and exits
-            self.error = exc
-            raise
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="cadf-consumer", daemon=True)
-        self._thread.start()
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+    def work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._session()
+            except self._broker_errors as exc:
+                self.broker_error = f"{type(exc).__name__}: {exc}"
+                self._stop.wait(self.retry)
 
 
 def _drain(connection: Any, pending: list[Any], limit: int) -> None:

@@ -26,15 +26,15 @@ import base64
 import datetime as dt
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from sovdeploy.ledger import records
 from sovdeploy.ledger.log import Writer
+from sovdeploy.ledger.worker import Worker
 from sovdeploy.state import atomic_write
 
 HEARTBEAT_TAG = "sovdeploy-heartbeat"
@@ -150,7 +150,15 @@ class FollowerState:
         atomic_write(path, json.dumps(data, sort_keys=True).encode(), 0o600)
 
 
-def catch_up(state: FollowerState, entries: Iterable[bytes], size: int) -> None:
+class SeenState(Protocol):
+    """What a worker keeps of the records it wrote: folded in by :func:`catch_up`."""
+
+    size: int
+
+    def see(self, record: Mapping[str, Any]) -> None: ...
+
+
+def catch_up(state: SeenState, entries: Iterable[bytes], size: int) -> None:
     """Fold in the records appended after ``state.size`` (a crash before the last save)."""
     for entry in entries:
         try:
@@ -160,8 +168,10 @@ def catch_up(state: FollowerState, entries: Iterable[bytes], size: int) -> None:
     state.size = size
 
 
-class Follower:
+class Follower(Worker):
     """Follows a journal-remote output directory into the ledger (a thread of the service)."""
+
+    thread_name = "journal-follower"
 
     def __init__(
         self,
@@ -174,6 +184,7 @@ class Follower:
         batch: int = 1024,
         reader: Callable[[list[Path]], Any] | None = None,
     ) -> None:
+        super().__init__()
         self.directory = directory
         self.hosts = dict(hosts)
         self.writer = writer
@@ -186,9 +197,6 @@ class Follower:
         log = writer.log
         start = min(self.state.size, log.size)
         catch_up(self.state, (log.entry(i) for i in range(start, log.size)), log.size)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
 
     def _reader(self, address: str, paths: list[Path], source: str) -> Any:
         key = tuple(paths)
@@ -230,26 +238,13 @@ class Follower:
                 appended += len(pending)
         return appended
 
-    def run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self.step()
-                self._stop.wait(self.poll)
-        except BaseException as exc:  # the service reports it and exits
-            self.error = exc
-            raise
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="journal-follower", daemon=True)
-        self._thread.start()
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def work(self) -> None:
+        while not self._stop.is_set():
+            self.step()
+            self._stop.wait(self.poll)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        super().close()
         for _, reader in self._readers.values():
             reader.close()
         self._readers.clear()
