@@ -272,6 +272,10 @@ class _SourceCheck:
         # Per source, in the hot loop: [next seq, record count, times, its report].
         self.state: dict[str, list[Any]] = {}
         self.times: dict[str, list[str]] = {}
+        # A source is held to its heartbeat from its first one on: before the timer
+        # existed (a host set up while the log already received its journal), a quiet
+        # host promised nothing.
+        self.first_beat: dict[str, str] = {}
         self.latest = ""
 
     def _first(self, source: str, seq: int, index: int) -> list[Any]:
@@ -324,6 +328,9 @@ class _SourceCheck:
                 interval = rec["interval"]
                 if isinstance(interval, int | float):
                     st[3].heartbeat = float(interval)
+                    when = rec.get("time")
+                    if type(when) is str and source not in self.first_beat:
+                        self.first_beat[source] = when
             if "blob" in rec:
                 blobs.append((first + i, entry))
         self.latest = latest
@@ -346,7 +353,8 @@ class _SourceCheck:
             if s.heartbeat is None or latest is None:
                 continue
             limit = SILENCE_FACTOR * s.heartbeat
-            times = [parse(t) for t in self.times.get(name, [])]
+            since = self.first_beat.get(name, "")
+            times = [parse(t) for t in self.times.get(name, []) if t >= since]
             for before, after in itertools.pairwise(times):
                 if (after - before).total_seconds() > limit:
                     self.report.add(

@@ -249,6 +249,25 @@ def test_a_silenced_source(tmp_path: Path) -> None:
     assert report.exit_code == 20
 
 
+def test_a_quiet_stretch_before_the_first_heartbeat_is_no_silence(tmp_path: Path) -> None:
+    """A host whose journal reached the log before its heartbeat timer existed promised
+    nothing then; once it heartbeats, a gap counts."""
+    clock = Clock()
+    with open_writer(tmp_path, ORIGIN, SIGNER) as w:
+        host = records.Ledger(w, "host-a", clock)
+        for t in (0, 1, 300, 301):  # quiet for 299 s before any heartbeat
+            clock.t = t
+            host.record("event", step=t)
+        for t in range(305, 400, 10):
+            clock.t = t
+            host.record("heartbeat", interval=10)
+    assert check(tmp_path).ok
+    with open_writer(tmp_path, ORIGIN, SIGNER) as w:
+        clock.t = 460  # 65 s after the last heartbeat
+        records.Ledger(w, "host-a", clock).record("heartbeat", interval=10)
+    assert classes(check(tmp_path)) == {Tamper.SOURCE_SILENT}
+
+
 def test_an_expected_source_that_never_wrote(log: Path) -> None:
     assert classes(check(log, expected_sources=["host-c"])) == {Tamper.SOURCE_SILENT}
 
