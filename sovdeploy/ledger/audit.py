@@ -271,7 +271,6 @@ class _SourceCheck:
         self.expected = list(expected)
         # Per source, in the hot loop: [next seq, record count, times, its report].
         self.state: dict[str, list[Any]] = {}
-        self.times: dict[str, list[str]] = {}
         # A source is held to its heartbeat from its first one on: before the timer
         # existed (a host set up while the log already received its journal), a quiet
         # host promised nothing.
@@ -286,8 +285,7 @@ class _SourceCheck:
                 f"source {source}: the first record (entry {index}) is "
                 f"number {seq}; records 0-{seq - 1} are missing",
             )
-        times = self.times[source] = []
-        state = self.state[source] = [seq, 0, times, s]
+        state = self.state[source] = [seq, 0, [], s]
         return state
 
     def _gap(self, source: str, index: int, expected: int, seq: int) -> None:
@@ -354,7 +352,7 @@ class _SourceCheck:
                 continue
             limit = SILENCE_FACTOR * s.heartbeat
             since = self.first_beat.get(name, "")
-            times = [parse(t) for t in self.times.get(name, []) if t >= since]
+            times = [parse(t) for t in self.state[name][2] if t >= since]
             for before, after in itertools.pairwise(times):
                 if (after - before).total_seconds() > limit:
                     self.report.add(

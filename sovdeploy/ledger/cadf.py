@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any, Self
 
 from sovdeploy.ledger import records
-from sovdeploy.ledger.journal import catch_up
+from sovdeploy.ledger.journal import catch_up, read_state, write_state
 from sovdeploy.ledger.log import Writer
 from sovdeploy.ledger.worker import Worker
-from sovdeploy.state import atomic_write
 
 SOURCE = "cadf"
 QUEUE = "audit.info"
@@ -107,15 +106,13 @@ class ConsumerState:
 
     @classmethod
     def load(cls, path: Path) -> Self:
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
+        raw = read_state(path)
+        if raw is None:
             return cls()
         return cls(int(raw["size"]), int(raw["seq"]), deque(raw["recent"], maxlen=REMEMBERED))
 
     def save(self, path: Path) -> None:
-        data = {"size": self.size, "seq": self.seq, "recent": list(self.recent)}
-        atomic_write(path, json.dumps(data).encode(), 0o600)
+        write_state(path, {"size": self.size, "seq": self.seq, "recent": list(self.recent)})
 
 
 @dataclass(frozen=True)

@@ -202,20 +202,27 @@ def forward(state_root: Path, ep: Endpoint, *, timeout: float = 15.0) -> Forward
     return Forwarded(sent, last[1])
 
 
-def served_size(ep: Endpoint, timeout: float = 15.0) -> int:
-    """How many entries the log host's latest checkpoint covers (read like an auditor)."""
+def _served(ep: Endpoint) -> tuple[Any, int]:
+    """The log host's files, read like an auditor, and its latest checkpoint's size."""
+    from sovdeploy.ledger import audit
     from sovdeploy.ledger.checkpoint import SignedCheckpoint
 
-    context = ssl.create_default_context(cafile=str(ep.ca))
-    with urllib.request.urlopen(f"{ep.url}/checkpoint", context=context, timeout=timeout) as resp:  # noqa: S310 - https from endpoint.json
-        return SignedCheckpoint.parse(resp.read()).checkpoint.size
+    files = audit.HttpFiles(ep.url, ssl.create_default_context(cafile=str(ep.ca)))
+    data = files.read("checkpoint")
+    if data is None:
+        raise LedgerError(f"{ep.host} serves no checkpoint")
+    return files, SignedCheckpoint.parse(data).checkpoint.size
+
+
+def served_size(ep: Endpoint) -> int:
+    """How many entries the log host's latest checkpoint covers."""
+    return _served(ep)[1]
 
 
 def served_records(ep: Endpoint, start: int) -> tuple[int, list[dict[str, Any]]]:
     """The records the log host serves from index ``start``, and where they end."""
-    from sovdeploy.ledger import audit, tiles
+    from sovdeploy.ledger import tiles
 
-    size = served_size(ep)
-    files = audit.HttpFiles(ep.url, ssl.create_default_context(cafile=str(ep.ca)))
+    files, size = _served(ep)
     reader = tiles.TileReader(files.read, size)
     return size, [records.decode(reader.entry(i)) for i in range(start, size)]

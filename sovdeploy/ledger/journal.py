@@ -139,15 +139,26 @@ class FollowerState:
 
     @classmethod
     def load(cls, path: Path) -> Self:
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
+        raw = read_state(path)
+        if raw is None:
             return cls()
         return cls(int(raw["size"]), dict(raw["seq"]), dict(raw.get("cursor", {})))
 
     def save(self, path: Path) -> None:
-        data = {"size": self.size, "seq": self.seq, "cursor": self.cursor}
-        atomic_write(path, json.dumps(data, sort_keys=True).encode(), 0o600)
+        write_state(path, {"size": self.size, "seq": self.seq, "cursor": self.cursor})
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """A worker's saved state, or None before its first save."""
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return raw
+
+
+def write_state(path: Path, data: Mapping[str, Any]) -> None:
+    atomic_write(path, json.dumps(data, sort_keys=True).encode(), 0o600)
 
 
 class SeenState(Protocol):
