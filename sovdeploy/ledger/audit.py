@@ -206,14 +206,13 @@ def _bundles(files: LogFiles, size: int, report: Report) -> Iterator[_Bundle]:
     missing: list[int] = []
     for n in range(total):
         width = tiles.TILE_WIDTH if n < count else last
-        data = files.read(tiles.tile_path("entries", n, width))
-        if data is None:
-            missing.append(n)
-            continue
         try:
-            entries = tiles.decode_bundle(data)
+            entries = tiles.read_tile(files.read, "entries", n, width)
         except tiles.TileError as exc:
             report.add(Tamper.MODIFIED, f"entry bundle {n}: {exc}")
+            continue
+        if entries is None:
+            missing.append(n)
             continue
         if missing:
             _report_missing(missing, total, report)

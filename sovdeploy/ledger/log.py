@@ -159,6 +159,10 @@ class Log:
             stale.unlink()
         cp = self.latest_checkpoint()
         self.checkpointed = cp.checkpoint.size if cp else 0
+        if cp is not None:
+            kept = self.root / HISTORY_DIR / f"{self.checkpointed:020d}"
+            if not kept.exists():
+                atomic_write(kept, cp.encode())
         if self.checkpointed > self.size:
             raise LogError(
                 f"{self.root}: the checkpoint covers {self.checkpointed} entries "
@@ -298,8 +302,12 @@ class Log:
             node = tiles.TileReader(tiles.directory_reader(self.root), size).node
             signed = signed.with_signatures(self.cosign(signed, node))
         data = signed.encode()
-        atomic_write(self.root / HISTORY_DIR / f"{size:020d}", data)
+        # The checkpoint first, then its history entry: a reader that reads `checkpoint`
+        # and then lists the history must never find there a size the checkpoint it just
+        # read does not reach (a rollback that is not one). Opening the log adds the
+        # history entry a crash between the two writes left out.
         atomic_write(self.root / CHECKPOINT_FILE, data)
+        atomic_write(self.root / HISTORY_DIR / f"{size:020d}", data)
         self.checkpointed = size
         return signed
 

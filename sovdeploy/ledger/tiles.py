@@ -142,6 +142,23 @@ def directory_reader(root: Path) -> FileReader:
     return read
 
 
+def read_tile(read: FileReader, level: int | str, index: int, width: int) -> list[bytes] | None:
+    """The hashes (or, for level ``"entries"``, the entries) of a tile served ``width`` wide.
+
+    A log drops a partial tile once the full one is written, so a reader holding an older
+    checkpoint finds it gone: the full tile's first ``width`` items are the same, and are
+    read instead. None when neither is there.
+    """
+    parse = decode_bundle if level == "entries" else split_hashes
+    data = read(tile_path(level, index, width))
+    if data is not None:
+        return parse(data)
+    if width == TILE_WIDTH:
+        return None
+    full = read(tile_path(level, index))
+    return None if full is None else parse(full)[:width]
+
+
 class TileReader:
     """The hashes of a tree of a given size, read from a log's tiles."""
 
@@ -157,15 +174,15 @@ class TileReader:
             width = served_width(self.size >> (TILE_HEIGHT * level), index)
             if width == 0:
                 raise TileError(f"tile {level}/{index} is beyond a tree of size {self.size}")
-            self._cache[key] = self._fetch(tile_path(level, index, width), width, split_hashes)
+            self._cache[key] = self._fetch(level, index, width)
         return self._cache[key]
 
-    def _fetch(self, path: str, width: int, parse: Callable[[bytes], list[bytes]]) -> list[bytes]:
-        """The ``width`` hashes or entries of the tile or bundle at ``path``."""
-        data = self.read(path)
-        if data is None:
+    def _fetch(self, level: int | str, index: int, width: int) -> list[bytes]:
+        """The ``width`` hashes or entries of a tile or bundle."""
+        items = read_tile(self.read, level, index, width)
+        path = tile_path(level, index, width)
+        if items is None:
             raise TileError(f"{path} is missing")
-        items = parse(data)
         if len(items) != width:
             raise TileError(f"{path} holds {len(items)} items, not {width}")
         return items
@@ -193,6 +210,6 @@ class TileReader:
         if self._bundle[0] == n:
             return self._bundle[1][offset]
         width = served_width(self.size, n)
-        entries = self._fetch(tile_path("entries", n, width), width, decode_bundle)
+        entries = self._fetch("entries", n, width)
         self._bundle = (n, entries)
         return entries[offset]

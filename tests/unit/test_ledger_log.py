@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from sovdeploy.ledger import audit, proof, records, tiles
-from sovdeploy.ledger.log import MAX_BATCH, Log, LogError, open_writer
+from sovdeploy.ledger.log import (
+    CHECKPOINT_FILE,
+    HISTORY_DIR,
+    MAX_BATCH,
+    Log,
+    LogError,
+    open_writer,
+)
 from sovdeploy.ledger.note import Signer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +83,44 @@ def test_reopening_redoes_bundles_from_the_write_ahead_log(tmp_path: Path, signe
     assert json.loads((tmp_path / "log.json").read_text())["full"] == 3 * 256
     report = audit.verify(audit.DirectoryFiles(tmp_path), [signer.verifier], check_sources=False)
     assert report.ok, report.findings
+
+
+class _AsOf:
+    """A log's files as a reader that fetched ``checkpoint`` at ``data`` goes on to see them."""
+
+    def __init__(self, root: Path, data: bytes, size: int) -> None:
+        self.files = audit.DirectoryFiles(root)
+        self.data, self.size = data, size
+
+    def read(self, path: str) -> bytes | None:
+        return self.data if path == CHECKPOINT_FILE else self.files.read(path)
+
+    def history(self) -> list[str]:
+        return [p for p in self.files.history() if int(p.rsplit("/", 1)[1]) <= self.size]
+
+
+def test_a_reader_behind_the_writer_reads_the_full_tile_once_the_partial_is_dropped(
+    tmp_path: Path, signer: Signer
+) -> None:
+    log = Log(tmp_path, ORIGIN, signer)
+    log.append([entry(i) for i in range(250)])
+    old = log.checkpoint().encode()
+    old_root = log.root_hash()
+    log.append([entry(i) for i in range(250, 300)])
+    log.checkpoint()
+    log.close()
+    assert not (tmp_path / tiles.tile_path("entries", 0, 250)).exists()
+    assert not (tmp_path / tiles.tile_path(0, 0, 250)).exists()
+    reader = tiles.TileReader(tiles.directory_reader(tmp_path), 250)
+    assert reader.root() == old_root
+    assert [reader.entry(i) for i in range(250)] == [entry(i) for i in range(250)]
+    report = audit.verify(_AsOf(tmp_path, old, 250), [signer.verifier], check_sources=False)
+    assert report.ok, report.findings
+    assert report.size == 250
+    # Without the full tile either, the bundle is missing: the log is truncated.
+    (tmp_path / tiles.tile_path("entries", 0)).unlink()
+    report = audit.verify(_AsOf(tmp_path, old, 250), [signer.verifier], check_sources=False)
+    assert audit.Tamper.TRUNCATED in {f.tamper for f in report.findings}
 
 
 def test_a_second_writer_is_refused(tmp_path: Path, signer: Signer) -> None:
@@ -255,3 +300,17 @@ def test_no_acknowledged_entry_is_lost_when_the_writer_is_killed(
     report = audit.verify(audit.DirectoryFiles(tmp_path), [signer.verifier], check_sources=False)
     assert report.ok, report.findings
     assert report.size == size >= len(acked)
+
+
+def test_opening_adds_the_history_entry_a_crash_left_out(tmp_path: Path) -> None:
+    """`checkpoint` is replaced before its history entry is written; a crash between the
+    two leaves the entry out, and opening the log writes it from the checkpoint."""
+    signer = Signer.generate("sovdeploy.test/history")
+    with open_writer(tmp_path, "sovdeploy.test/history", signer) as w:
+        for i in range(300):
+            w.append(b"entry %d" % i)
+    entry = tmp_path / HISTORY_DIR / f"{300:020d}"
+    assert entry.read_bytes() == (tmp_path / CHECKPOINT_FILE).read_bytes()
+    entry.unlink()
+    Log(tmp_path, "sovdeploy.test/history", signer).close()
+    assert entry.read_bytes() == (tmp_path / CHECKPOINT_FILE).read_bytes()

@@ -28,12 +28,8 @@ def _records(url: str) -> list[dict]:
     """Every record the log's latest checkpoint covers, read from its tiles over HTTPS."""
     files = audit.HttpFiles(url, ssl.create_default_context(cafile=str(_ca())))
     size = int(files.read("checkpoint").decode().splitlines()[1])
-    out = []
-    for n in range(-(-size // tiles.TILE_WIDTH)):
-        width = min(tiles.TILE_WIDTH, size - n * tiles.TILE_WIDTH)
-        bundle = files.read(tiles.tile_path("entries", n, width))
-        out += [records.decode(e) for e in tiles.decode_bundle(bundle)]
-    return out
+    reader = tiles.TileReader(files.read, size)
+    return [records.decode(reader.entry(i)) for i in range(size)]
 
 
 def test_services_run_and_listen_on_the_internal_address(host, address):
