@@ -29,6 +29,7 @@ from sovdeploy.errors import (
     UsageError,
 )
 from sovdeploy.findings import Finding, Severity
+from sovdeploy.ledger import archive as ledger_archive
 from sovdeploy.ledger import audit as ledger_audit
 from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.ledger import local as ledger_local
@@ -488,7 +489,10 @@ def _tamper_epilog() -> str:
     help="A checkpoint saved earlier; the log must extend it. Repeatable.",
 )
 @click.option("--expect-source", "expected", multiple=True, help="A source that must appear.")
-@click.option("--cacert", type=click.Path(exists=True, path_type=Path), help="CA for an https LOG.")
+@click.option(
+    "--cacert", type=click.Path(exists=True, path_type=Path), help="CA for an https or s3 LOG."
+)
+@click.option("--s3-endpoint", help="S3 endpoint URL of an s3://BUCKET/PREFIX LOG (the archive).")
 @click.option("--client-cert", type=click.Path(exists=True, path_type=Path))
 @click.option("--client-key", type=click.Path(exists=True, path_type=Path))
 @options.as_json
@@ -504,16 +508,24 @@ def audit_verify(  # noqa: PLR0917 - click passes each option as a keyword
     cacert: Path | None,
     client_cert: Path | None,
     client_key: Path | None,
+    s3_endpoint: str | None,
     as_json: bool,
 ) -> None:
     """Verify a log: signatures, witnesses, the whole tree, history, sources.
 
-    LOG is a directory (a copy of the log) or an https:// prefix. Without LOG, the
-    orchestrator's ledger of the deployment is checked, with the verifier key from its
-    state dir unless --key names one; an auditor passes the key they were given.
+    LOG is a directory (a copy of the log), an https:// prefix, or the WORM archive,
+    s3://BUCKET/PREFIX with --s3-endpoint (credentials from AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY): the bucket's Object Lock and every object's versions are
+    checked too, and the log is read from each object's first version. Without LOG,
+    the orchestrator's ledger of the deployment is checked, with the verifier key from
+    its state dir unless --key names one; an auditor passes the key they were given.
     """
     files: ledger_audit.LogFiles
-    if log is None:
+    archived = ledger_audit.Report()
+    if log is not None and log.startswith("s3://"):
+        files = _archive_files(log, s3_endpoint, cacert, archived)
+        log_keys = _vkeys(keys)
+    elif log is None:
         root = StateDir(inv.load(inventory).path).root
         files = ledger_audit.DirectoryFiles(ledger_local.ledger_dir(root))
         log_keys = _vkeys(keys) or [ledger_local.load_verifier(root)]
@@ -537,11 +549,36 @@ def audit_verify(  # noqa: PLR0917 - click passes each option as a keyword
         trusted=[t.read_bytes() for t in trusted],
         expected_sources=expected,
     )
+    report.findings[:0] = archived.findings
     if as_json:
         click.echo(json.dumps(_audit_json(report), indent=2))
     else:
         _render_audit(report)
     sys.exit(report.exit_code)
+
+
+class ArchiveUnreadableError(SovdeployError):
+    """The archive cannot be read at all: audit verify's UNREADABLE."""
+
+    exit_code = int(ledger_audit.Tamper.UNREADABLE)
+
+
+def _archive_files(
+    url: str, endpoint: str | None, cacert: Path | None, report: ledger_audit.Report
+) -> ledger_audit.LogFiles:
+    """Check the archive's lock and versions into ``report``; return it read as a log."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not endpoint:
+        raise UsageError("an s3:// LOG needs --s3-endpoint")
+    name, _, prefix = url.removeprefix("s3://").partition("/")
+    bucket = ledger_archive.Bucket(endpoint, name, prefix, str(cacert) if cacert else None)
+    try:
+        s3 = bucket.client()
+        versions = ledger_archive.check(bucket, s3, report)
+    except (BotoCoreError, ClientError) as exc:
+        raise ArchiveUnreadableError(f"the archive {url} at {endpoint}: {exc}") from None
+    return ledger_archive.ArchiveFiles(bucket, s3, versions)
 
 
 def _audit_json(report: ledger_audit.Report) -> dict[str, Any]:

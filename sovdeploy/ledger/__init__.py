@@ -6,5 +6,6 @@
 - :mod:`log`: the durable append path and its single writer;
 - :mod:`records`: canonical JSON records with per-source sequence numbers;
 - :mod:`proof`: inclusion receipts (c2sp.org/tlog-proof);
-- :mod:`audit`: what an auditor runs against a copy or a live log.
+- :mod:`audit`: what an auditor runs against a copy or a live log;
+- :mod:`archive`: the WORM archive in an S3 bucket under Object Lock.
 """

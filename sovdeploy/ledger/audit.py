@@ -51,6 +51,7 @@ class Tamper(enum.IntEnum):
     ARCHIVE_DELETED = 18  #: an archived object has a delete marker
     SOURCE_GAP = 19  #: a source's sequence numbers skip
     SOURCE_SILENT = 20  #: a source stopped sending heartbeats, or never appeared
+    ARCHIVE_UNLOCKED = 21  #: the archive bucket does not lock objects (COMPLIANCE, 183 days)
 
 
 DESCRIPTIONS: dict[Tamper, str] = {
@@ -67,6 +68,9 @@ DESCRIPTIONS: dict[Tamper, str] = {
     Tamper.SOURCE_GAP: "a source's sequence numbers skip or repeat",
     Tamper.SOURCE_SILENT: (
         "a source missed its heartbeats (silent for over two intervals), or never wrote"
+    ),
+    Tamper.ARCHIVE_UNLOCKED: (
+        "the archive bucket does not keep objects in COMPLIANCE mode for at least 183 days"
     ),
 }
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Self
 
 from sovdeploy.ledger import records
-from sovdeploy.ledger.journal import catch_up, read_state, write_state
+from sovdeploy.ledger.journal import catch_up
 from sovdeploy.ledger.log import Writer
-from sovdeploy.ledger.worker import Worker
+from sovdeploy.ledger.worker import Worker, read_state, write_state
 
 SOURCE = "cadf"
 QUEUE = "audit.info"

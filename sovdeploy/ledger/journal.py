@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -34,8 +33,7 @@ from typing import Any, Protocol, Self
 
 from sovdeploy.ledger import records
 from sovdeploy.ledger.log import Writer
-from sovdeploy.ledger.worker import Worker
-from sovdeploy.state import atomic_write
+from sovdeploy.ledger.worker import Worker, read_state, write_state
 
 HEARTBEAT_TAG = "sovdeploy-heartbeat"
 SOURCE_PREFIX = "journal/"
@@ -146,19 +144,6 @@ class FollowerState:
 
     def save(self, path: Path) -> None:
         write_state(path, {"size": self.size, "seq": self.seq, "cursor": self.cursor})
-
-
-def read_state(path: Path) -> dict[str, Any] | None:
-    """A worker's saved state, or None before its first save."""
-    try:
-        raw: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    return raw
-
-
-def write_state(path: Path, data: Mapping[str, Any]) -> None:
-    atomic_write(path, json.dumps(data, sort_keys=True).encode(), 0o600)
 
 
 class SeenState(Protocol):

@@ -41,9 +41,10 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from sovdeploy.errors import LedgerError
-from sovdeploy.ledger import cadf, journal, local, records, witness
+from sovdeploy.ledger import archive, cadf, journal, local, records, witness
 from sovdeploy.ledger.log import CHECKPOINT_FILE, CHECKPOINT_INTERVAL, HISTORY_DIR, Log, Writer
 from sovdeploy.ledger.note import Signer, Verifier
+from sovdeploy.ledger.worker import Worker
 
 MAX_BODY = 4 * 1024 * 1024
 POSTED_STATE_FILE = "posted.json"
@@ -246,6 +247,7 @@ def running(
     broker: cadf.Broker | None = None,
     witnesses: Sequence[witness.WitnessEndpoint] = (),
     witness_context: ssl.SSLContext | None = None,
+    archive_to: tuple[archive.Bucket, Any] | None = None,
 ) -> Iterator[http.server.ThreadingHTTPServer]:
     """Open the log, serve it, and on exit stop serving and sign a final checkpoint.
 
@@ -254,7 +256,9 @@ def running(
     :class:`~sovdeploy.ledger.cadf.Consumer` appends the OpenStack audit events. They
     are the server's ``workers``. ``state_dir`` (default: ``state`` beside ``root``)
     keeps the service's bookkeeping. Each checkpoint is sent to ``witnesses`` (over
-    ``witness_context``) and published with the cosignatures they return.
+    ``witness_context``) and published with the cosignatures they return. With
+    ``archive_to`` (a bucket and its S3 client), an :class:`~sovdeploy.ledger.archive.Archiver`
+    uploads what each checkpoint publishes to the WORM archive.
     """
     state_dir = state_dir or root.parent / "state"
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -270,7 +274,7 @@ def running(
             server = serve(LedgerService(root, writer, state_dir), address, context)
             thread = threading.Thread(target=server.serve_forever, daemon=True)
             thread.start()
-            workers: list[journal.Follower | cadf.Consumer] = []
+            workers: list[Worker] = []
             if journal_dir is not None:
                 workers.append(
                     journal.Follower(
@@ -279,6 +283,9 @@ def running(
                 )
             if broker is not None:
                 workers.append(cadf.Consumer(broker, writer, state_dir / cadf.STATE_FILE))
+            if archive_to is not None:
+                bucket, s3 = archive_to
+                workers.append(archive.Archiver(root, bucket, s3, state_dir / archive.STATE_FILE))
             for worker in workers:
                 worker.start()
             server.workers = workers  # type: ignore[attr-defined]
@@ -335,6 +342,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=Path,
         help="file holding amqp://user:password@host:port/vhost of the audit events' broker",
     )
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        help="JSON file: endpoint, bucket, prefix, ca_file, access_key, secret_key of the "
+        "WORM archive (0600)",
+    )
     args = parser.parse_args(argv)
     if args.keygen:
         try:
@@ -354,6 +367,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         witness.WitnessEndpoint(w["url"], Verifier.parse(w["vkey"]))
         for w in (json.loads(args.witnesses.read_text()) if args.witnesses else [])
     ]
+    archive_to = None
+    if args.archive:
+        conf = json.loads(args.archive.read_text())
+        bucket = archive.Bucket(conf["endpoint"], conf["bucket"], conf["prefix"], conf["ca_file"])
+        archive_to = (bucket, bucket.client(conf["access_key"], conf["secret_key"]))
     with running(
         args.root,
         args.origin,
@@ -366,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         broker=broker,
         witnesses=witnesses,
         witness_context=ssl.create_default_context(cafile=str(args.ca)),
+        archive_to=archive_to,
     ) as server:
         print(f"ledger {args.origin} serving on {server.server_address}", file=sys.stderr)
         stop = threading.Event()

@@ -1,8 +1,14 @@
-"""A thread of the ledger service that feeds the single writer (journal, audit events)."""
+"""A thread of the ledger service (journal, audit events, archive), and its saved state."""
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sovdeploy.state import atomic_write
 
 
 class Worker:
@@ -41,3 +47,17 @@ class Worker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """A worker's saved state, or None before its first save."""
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return raw
+
+
+def write_state(path: Path, data: Mapping[str, Any]) -> None:
+    """Save a worker's state atomically, readable by the service's user only."""
+    atomic_write(path, json.dumps(data, sort_keys=True).encode(), 0o600)

@@ -113,14 +113,20 @@ def test_the_log_host_holds_both_hosts_journals_and_verifies(address, ca_file):
         "--cacert", str(ca_file),
         "--expect-source", "journal/aio-ctl", "--expect-source", "journal/aio-cmp",
     ]  # fmt: skip
-    deadline = time.monotonic() + 90
-    while True:
-        result = subprocess.run(args, capture_output=True, text=True, check=False)
-        if result.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(5)
+    result = _audit_verify_until_clean(args, wait=90, every=5)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verified" in result.stdout
+
+
+def _audit_verify_until_clean(args, *, wait, every, env=None):
+    """Run `sovdeploy audit verify` until it exits 0 or ``wait`` seconds pass: what the
+    services ship arrives a little after the converge that set them up."""
+    deadline = time.monotonic() + wait
+    while True:
+        result = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            return result
+        time.sleep(every)
 
 
 def _ledger_records(address, ca_file):
@@ -161,3 +167,40 @@ def test_an_api_call_reaches_the_ledger_as_cadf_events(conn, address, ca_file):
     assert any(r["kind"] == "cadf" and r["event_type"].startswith("identity.") for r in everything)
     cadf = [r["seq"] for r in everything if r["source"] == "cadf"]
     assert cadf == list(range(len(cadf)))
+
+
+def test_the_log_is_archived_worm_and_verifies_from_the_archive(ctl, address, ca_file):
+    """The ledger service uploads what it publishes to the RADOS gateway's locked bucket:
+    the archive verifies on its own with the auditors' keys, and the uploader's keys
+    cannot delete what they wrote."""
+    from botocore.exceptions import ClientError
+
+    from sovdeploy.ledger import archive
+
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    where = json.loads((ephemeral / "logging" / "aio-ctl.archive.json").read_text())
+    assert where["url"] == "s3://sovdeploy-ledger/sovdeploy/molecule/aio-ctl"
+    assert where["endpoint"] == f"https://{address}:7480"
+    secrets = ctl.ansible.get_variables()
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID=where["auditor_access_key"],
+        AWS_SECRET_ACCESS_KEY=secrets["logging_archive_auditor_secret"],
+    )
+    args = [
+        str(Path(sys.executable).parent / "sovdeploy"), "audit", "verify", where["url"],
+        "--s3-endpoint", where["endpoint"], "--cacert", str(ca_file),
+        "--key", str(ephemeral / "logging" / "aio-ctl.vkey"),
+        "--expect-source", "journal/aio-ctl", "--expect-source", "cadf", "--json",
+    ]  # fmt: skip
+    result = _audit_verify_until_clean(args, wait=120, every=10, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["size"] > 0
+
+    bucket = archive.Bucket(where["endpoint"], "sovdeploy-ledger", "", str(ca_file))
+    uploader = bucket.client("SOVDEPLOYARCHIVEUPLOADER", secrets["logging_archive_uploader_secret"])
+    key = "sovdeploy/molecule/aio-ctl/checkpoints/"
+    first = uploader.list_objects_v2(Bucket=bucket.name, Prefix=key, MaxKeys=1)["Contents"][0]
+    with pytest.raises(ClientError) as denied:
+        uploader.delete_object(Bucket=bucket.name, Key=first["Key"])
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
