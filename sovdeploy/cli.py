@@ -432,7 +432,7 @@ def secrets_list(inventory: Path) -> None:
 
 @main.group()
 def sandbox() -> None:
-    """The sandbox: podman containers standing in for servers."""
+    """The sandbox: podman containers (and QEMU VMs) standing in for servers."""
 
 
 @sandbox.command("image")
@@ -440,16 +440,22 @@ def sandbox() -> None:
 @click.option("--rebuild", is_flag=True, help="Build even if the image is up to date.")
 @handle_errors
 def sandbox_image(inventory: Path, rebuild: bool) -> None:
-    """Build the Debian 13 base image (debootstrap from the inventory's apt mirror), cached."""
+    """Build the Debian 13 host images (debootstrap from the inventory's apt mirror), cached.
+
+    The container image always; the virtual machine image when sovdeploy_sandbox.vms
+    names a host.
+    """
     from sovdeploy import sandbox as sb
 
     loaded = inv.load(inventory)
-    ref = sb.build_image(
-        phases.apt_mirror(loaded.deployment),
-        rebuild=rebuild,
-        log=lambda line: out.print(line, markup=False),
-    )
-    out.print(ref, markup=False)
+    mirror = phases.apt_mirror(loaded.deployment)
+
+    def log(line: str) -> None:
+        out.print(line, markup=False)
+
+    out.print(sb.build_image(mirror, rebuild=rebuild, log=log), markup=False)
+    if loaded.deployment.settings.sandbox.vms:
+        out.print(str(sb.build_vm_image(mirror, rebuild=rebuild, log=log)), markup=False)
 
 
 @main.group()

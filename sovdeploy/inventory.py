@@ -531,6 +531,19 @@ def _structure_findings(
                 key=f"hosts.{host.name}.sovdeploy_bmc",
                 hint="declare driver, address and boot_mac in host_vars",
             )
+    names = {h.name for h in deployment.hosts}
+    for i, vm in enumerate(deployment.settings.sandbox.vms):
+        if vm not in names:
+            file, line = _locate(settings_raw.get(PREFIX + "sandbox"), ["vms", i])
+            yield Finding(
+                code="inventory.unknown_host",
+                message="sovdeploy_sandbox.vms names a host the inventory does not have",
+                file=file,
+                line=line,
+                key=f"sovdeploy_sandbox.vms.{i}",
+                value=vm,
+                hint=did_you_mean(vm, names) or "name hosts of hosts.yml",
+            )
     yield from _waiver_rule_findings(deployment, settings_raw)
 
 

@@ -143,6 +143,18 @@ class Sandbox(Strict):
     apt_cache: str | None = Field(
         default="/var/cache/sovdeploy/apt", description="host dir bind-mounted as the apt cache"
     )
+    vms: tuple[Name, ...] = Field(
+        default=(),
+        description=(
+            "hosts that run as QEMU virtual machines rather than containers, on the same "
+            "network: those whose kernel matters (auditd)"
+        ),
+    )
+    vm_image: str = Field(
+        default="/var/lib/sovdeploy/vm-images/latest",
+        description="virtual machine image directory (built by `sovdeploy sandbox image`)",
+    )
+    vm_memory: int = Field(default=3072, ge=1024, description="memory of each VM, in MiB")
 
     @field_validator("subnet")
     @classmethod

@@ -68,10 +68,20 @@ def _preflight(ctx: Context) -> str:
             if shutil.which(tool) is None:
                 raise UsageError(f"`{tool}` is not installed; `make up` installs it (make deps)")
         _ensure_ssh_key(ctx.state)
-        image = ctx.deployment.settings.sandbox.image
-        if not sandbox.image_exists(image):
+        sb = ctx.deployment.settings.sandbox
+        if not sandbox.image_exists(sb.image):
             ctx.progress.step("building the sandbox image")
             sandbox.build_image(_apt_mirror(ctx), log=ctx.progress.step)
+        if sb.vms:
+            for tool in ("qemu-system-x86_64", "qemu-img"):
+                if shutil.which(tool) is None:
+                    raise UsageError(
+                        f"`{tool}` is not installed, and sovdeploy_sandbox.vms names hosts "
+                        "that run as virtual machines; `make up` installs it (make deps)"
+                    )
+            if not (Path(sb.vm_image) / "disk.qcow2").exists():
+                ctx.progress.step("building the virtual machine image")
+                sandbox.build_vm_image(_apt_mirror(ctx), log=ctx.progress.step)
     waived = [f for f in ctx.inventory.findings if f.severity == "info"]
     return f"policy clean, {len(waived)} waiver(s) in force"
 
@@ -131,15 +141,22 @@ def workspace(ctx: Context) -> terraform.Workspace:
     s = ctx.deployment.settings
     modules = project_root() / "terraform" / "modules"
     backend = (s.terraform_backend.type, dict(s.terraform_backend.config))
-    hosts = [{"name": h.name, "groups": list(h.roles)} for h in ctx.deployment.hosts]
+    hosts: list[dict[str, Any]] = [
+        {"name": h.name, "groups": list(h.roles)} for h in ctx.deployment.hosts
+    ]
     if s.provisioner is Provisioner.SANDBOX:
         sb = s.sandbox
+        for host in hosts:
+            host["vm"] = host["name"] in sb.vms
         return terraform.Workspace(
             workdir=ctx.state.terraform_dir("sandbox_hosts"),
             module=modules / "sandbox_hosts",
             inputs={
                 "deployment": s.deployment,
                 "hosts": hosts,
+                # Resolved, so that a new image recreates the VMs built on the old one.
+                "vm_image": str(Path(sb.vm_image).resolve()) if sb.vms else "",
+                "vm_memory": sb.vm_memory,
                 "network": sb.network,
                 "subnet": sb.subnet,
                 "image": sb.image,

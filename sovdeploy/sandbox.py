@@ -1,7 +1,11 @@
-"""The sandbox base image: a Debian 13 rootfs made with debootstrap, imported into podman.
+"""The sandbox's host images: a Debian 13 rootfs made with debootstrap.
 
-The image is built once per recipe and cached under a tag derived from the recipe,
-so a second ``sovdeploy sandbox image`` (and every ``make up``) returns at once.
+Most sandbox hosts are podman containers of an image imported from that rootfs. A
+host that needs its own kernel (auditd: the kernel's audit subsystem answers only
+the initial PID namespace) runs as a QEMU virtual machine of a disk image made from
+a rootfs with a kernel. Each is built once per recipe and cached under a name
+derived from the recipe, so a second ``sovdeploy sandbox image`` (and every
+``make up``) returns at once.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sovdeploy.errors import CommandError, UsageError
+from sovdeploy.errors import CommandError, SovdeployError, UsageError
 from sovdeploy.paths import containers_conf
 
 SUITE = "trixie"
@@ -45,6 +49,55 @@ MASKED_UNITS: tuple[str, ...] = (
 )
 
 
+#: What a virtual machine adds: a kernel (booted directly by QEMU, with its initrd),
+#: udev to load its drivers, and kmod for the seed unit's modprobe.
+VM_PACKAGES: tuple[str, ...] = (*PACKAGES, "linux-image-amd64", "initramfs-tools", "udev", "kmod")
+#: Where virtual machine images are kept, one directory per recipe; ``latest`` links
+#: to the newest.
+VM_IMAGE_ROOT = Path("/var/lib/sovdeploy/vm-images")
+#: The size of a VM's root file system (sparse: only what is written takes space).
+VM_DISK_SIZE = "16G"
+_SEED_SCRIPT = """#!/bin/sh
+# Give this virtual machine the identity its launcher passed in QEMU's fw_cfg:
+# host name, address, gateway and resolver, and root's authorized SSH keys.
+set -eu
+modprobe qemu_fw_cfg
+fw=/sys/firmware/qemu_fw_cfg/by_name/opt/sovdeploy
+while IFS='=' read -r key value; do
+    case "$key" in
+        hostname) hostname="$value" ;;
+        address) address="$value" ;;
+        gateway) gateway="$value" ;;
+        dns) dns="$value" ;;
+    esac
+done < "$fw/seed/raw"
+echo "$hostname" > /etc/hostname
+hostname "$hostname"
+printf '127.0.0.1 localhost\n%s %s\n' "${address%/*}" "$hostname" > /etc/hosts
+ip link set eth0 up
+ip address replace "$address" dev eth0
+ip route replace default via "$gateway"
+echo "nameserver $dns" > /etc/resolv.conf
+install -d -m 0700 /root/.ssh
+install -m 0600 "$fw/authorized_keys/raw" /root/.ssh/authorized_keys
+"""
+_SEED_UNIT = """[Unit]
+Description=Take the host name, address and SSH keys the sandbox passed in fw_cfg
+DefaultDependencies=no
+After=local-fs.target systemd-udevd.service
+Before=network-pre.target ssh.service sysinit.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/sovdeploy-seed
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+
 def podman_env() -> dict[str, str]:
     """Environment for podman calls: the project's containers.conf unless one is set."""
     env = dict(os.environ)
@@ -55,6 +108,12 @@ def podman_env() -> dict[str, str]:
 def recipe_tag(mirror: str) -> str:
     """Tag that changes whenever what goes into the image changes."""
     recipe = "\n".join([SUITE, mirror, *PACKAGES, *MASKED_UNITS, "v2"])
+    return hashlib.sha256(recipe.encode()).hexdigest()[:12]
+
+
+def vm_recipe_tag(mirror: str) -> str:
+    """Name that changes whenever what goes into the virtual machine image changes."""
+    recipe = "\n".join([SUITE, mirror, *VM_PACKAGES, VM_DISK_SIZE, _SEED_SCRIPT, _SEED_UNIT])
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
@@ -81,9 +140,7 @@ def build_image(mirror: str, *, rebuild: bool = False, log: Callable[[str], None
         log: where progress lines go.
 
     """
-    for tool in ("podman", "debootstrap"):
-        if shutil.which(tool) is None:
-            raise UsageError(f"`{tool}` is not installed: run `make deps` (apt-get install {tool})")
+    _need("podman", "debootstrap")
     tag = recipe_tag(mirror)
     ref = f"{IMAGE_REPO}:{tag}"
     if image_exists(ref) and not rebuild:
@@ -92,19 +149,12 @@ def build_image(mirror: str, *, rebuild: bool = False, log: Callable[[str], None
         return ref
     with tempfile.TemporaryDirectory(prefix="sovdeploy-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        log(f"debootstrap {SUITE} from {mirror} (a few minutes)")
-        _run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(PACKAGES)}",
-                SUITE,
-                str(rootfs),
-                mirror,
-            ],
-            what="debootstrap",
-        )
+        _debootstrap(rootfs, mirror, PACKAGES, log)
         _customise(rootfs, mirror)
+        for unit in MASKED_UNITS:
+            link = rootfs / "etc/systemd/system" / unit
+            link.unlink(missing_ok=True)
+            link.symlink_to("/dev/null")
         log(f"importing the rootfs into podman as {ref}")
         tar = subprocess.Popen(
             ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
@@ -138,29 +188,135 @@ def build_image(mirror: str, *, rebuild: bool = False, log: Callable[[str], None
     return ref
 
 
+def build_vm_image(
+    mirror: str, *, rebuild: bool = False, log: Callable[[str], None] = print
+) -> Path:
+    """Build (or reuse) the virtual machine image and return its directory.
+
+    The directory holds ``disk.qcow2`` (an ext4 root file system, no partition table
+    or boot loader), and the ``vmlinuz`` and ``initrd.img`` QEMU boots it with.
+
+    Args:
+        mirror: the apt mirror to bootstrap from (the inventory's declared apt source).
+        rebuild: build even when an image for this recipe exists.
+        log: where progress lines go.
+
+    """
+    _need("debootstrap", "mkfs.ext4", "qemu-img")
+    out = VM_IMAGE_ROOT / vm_recipe_tag(mirror)
+    latest = VM_IMAGE_ROOT / "latest"
+    if (out / "disk.qcow2").exists() and not rebuild:
+        log(f"virtual machine image {out} is up to date")
+    else:
+        VM_IMAGE_ROOT.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=VM_IMAGE_ROOT))
+        try:
+            _build_vm(work, mirror, log)
+            shutil.rmtree(out, ignore_errors=True)
+            work.chmod(0o755)
+            work.rename(out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    tmp_link = VM_IMAGE_ROOT / ".latest"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(out.name)
+    tmp_link.replace(latest)
+    return out
+
+
+def _build_vm(work: Path, mirror: str, log: Callable[[str], None]) -> None:
+    rootfs = work / "rootfs"
+    _debootstrap(rootfs, mirror, VM_PACKAGES, log)
+    _customise(rootfs, mirror)
+    _customise_vm(rootfs)
+    for name in ("vmlinuz", "initrd.img"):
+        found = sorted((rootfs / "boot").glob(f"{name}-*"))
+        if len(found) != 1:
+            raise SovdeployError(f"the VM rootfs should hold one /boot/{name}-*, not {found}")
+        shutil.copyfile(found[0], work / name)
+    log(f"making the virtual machine disk ({VM_DISK_SIZE}, sparse)")
+    raw = work / "disk.raw"
+    _run(
+        ["mkfs.ext4", "-q", "-L", "root", "-d", str(rootfs), str(raw), VM_DISK_SIZE],
+        what="mkfs.ext4",
+    )
+    _run(
+        ["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "disk.qcow2")],
+        what="qemu-img convert",
+    )
+    raw.unlink()
+    shutil.rmtree(rootfs)
+
+
+def _need(*tools: str) -> None:
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise UsageError(f"`{tool}` is not installed: run `make deps`")
+
+
+def _debootstrap(
+    rootfs: Path, mirror: str, packages: Sequence[str], log: Callable[[str], None]
+) -> None:
+    log(f"debootstrap {SUITE} from {mirror} (a few minutes)")
+    _run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(packages)}",
+            SUITE,
+            str(rootfs),
+            mirror,
+        ],
+        what="debootstrap",
+    )
+
+
+def _customise_vm(rootfs: Path) -> None:
+    """Make the rootfs boot as a QEMU guest that takes its identity from fw_cfg."""
+    (rootfs / "etc/fstab").write_text("LABEL=root / ext4 defaults,discard 0 1\n")
+    seed = rootfs / "usr/local/sbin/sovdeploy-seed"
+    seed.write_text(_SEED_SCRIPT)
+    seed.chmod(0o755)
+    _enable(rootfs, "sovdeploy-seed.service", _SEED_UNIT, "sysinit.target")
+    # No console login on a sandbox VM; its serial console is a log file.
+    getty = rootfs / "etc/systemd/system/serial-getty@ttyS0.service"
+    getty.unlink(missing_ok=True)
+    getty.symlink_to("/dev/null")
+    (rootfs / "etc/hostname").write_text("localhost\n")
+
+
+def _enable(rootfs: Path, name: str, text: str, target: str) -> None:
+    unit = rootfs / "etc/systemd/system" / name
+    unit.write_text(text)
+    wants = rootfs / f"etc/systemd/system/{target}.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / name).unlink(missing_ok=True)
+    (wants / name).symlink_to(f"/etc/systemd/system/{name}")
+
+
 def _customise(rootfs: Path, mirror: str) -> None:
-    """Make the rootfs boot cleanly as a systemd container and accept root over SSH by key."""
-    for unit in MASKED_UNITS:
-        link = rootfs / "etc/systemd/system" / unit
-        link.unlink(missing_ok=True)
-        link.symlink_to("/dev/null")
+    """Make the rootfs boot cleanly under systemd and accept root over SSH by key."""
     sshd = rootfs / "etc/ssh/sshd_config.d/sovdeploy.conf"
     sshd.write_text("PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n")
     # Host keys are made at first boot, so each container gets its own.
     for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
-    keygen = rootfs / "etc/systemd/system/ssh-keygen.service"
-    keygen.write_text(
+    _enable(
+        rootfs,
+        "ssh-keygen.service",
         "[Unit]\nDescription=Generate SSH host keys\nBefore=ssh.service\n"
         "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n"
         "[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n"
-        "[Install]\nWantedBy=multi-user.target\n"
+        "[Install]\nWantedBy=multi-user.target\n",
+        "multi-user.target",
     )
-    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    (wants / "ssh-keygen.service").unlink(missing_ok=True)
-    (wants / "ssh-keygen.service").symlink_to("/etc/systemd/system/ssh-keygen.service")
     (rootfs / "etc/apt/sources.list").write_text(f"deb {mirror} {SUITE} main\n")
     (rootfs / "etc/machine-id").write_text("")
     shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
     (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+    # Ansible's apt takes the lists directory's age for the last update when apt has
+    # no update stamp: dated to the epoch, and the caches of the deleted lists gone,
+    # the first apt task with cache_valid_time on a new host updates.
+    for cache in (rootfs / "var/cache/apt").glob("*.bin"):
+        cache.unlink()
+    os.utime(rootfs / "var/lib/apt/lists", (0, 0))

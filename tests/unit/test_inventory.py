@@ -116,3 +116,17 @@ def test_ansible_reads_the_same_files(tmp_path):
     hostvars = json.loads(out)
     assert hostvars["sovdeploy_site"] == "ams1"
     assert hostvars["sovdeploy_hardware"]["gpus"][0]["pci_id"] == "10de:2330"
+
+
+def test_the_sandbox_runs_its_log_host_as_a_virtual_machine():
+    sandbox = load(Path("inventories/sandbox")).deployment.settings.sandbox
+    assert sandbox.vms == ("sbx-log1",)
+
+
+def test_a_sandbox_vm_must_be_a_host_of_the_inventory(inventory_copy):
+    inv = inventory_copy("minimal")
+    (inv / "group_vars" / "all" / "vms.yml").write_text("sovdeploy_sandbox:\n  vms: [ctl9]\n")
+    result = CliRunner().invoke(main, ["validate", "-i", str(inv)], terminal_width=400)
+    assert result.exit_code == 2, result.output
+    assert "inventory.unknown_host" in result.output
+    assert "ctl1" in result.output  # did you mean

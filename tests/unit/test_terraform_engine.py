@@ -43,6 +43,21 @@ def test_plan_reports_what_would_be_created(tmp_path):
     assert ws.plan_file.exists()
 
 
+def test_a_vm_host_is_planned_as_a_vm_not_a_container(tmp_path):
+    hosts = [
+        {"name": "a1", "groups": ["control"]},
+        {"name": "b1", "groups": ["logging"], "vm": True},
+    ]
+    ws = sandbox_ws(tmp_path, hosts=hosts, vm_image="/var/lib/sovdeploy/vm-images/x")
+    terraform.init(ws)
+    summary = terraform.plan(ws)
+    assert set(summary.add) == {
+        "module.this.terraform_data.network",
+        'module.this.terraform_data.host["a1"]',
+        'module.this.terraform_data.vm["b1"]',
+    }
+
+
 def test_providers_come_only_from_the_mirror(tmp_path):
     ws = sandbox_ws(tmp_path)
     terraform.write_root(ws)

@@ -4,10 +4,13 @@ locals {
       name    = host.name
       groups  = host.groups
       address = cidrhost(var.subnet, 10 + index)
+      vm      = host.vm
     }
   }
+  containers = { for name, host in local.hosts : name => host if !host.vm }
+  vms        = { for name, host in local.hosts : name => host if host.vm }
   run_commands = {
-    for name, host in local.hosts : name => join(" ", compact([
+    for name, host in local.containers : name => join(" ", compact([
       "podman run --detach --name ${name} --hostname ${name}",
       "--network ${var.network} --ip ${host.address}",
       "--systemd=always --stop-signal SIGRTMIN+3",
@@ -50,7 +53,7 @@ resource "terraform_data" "network" {
 }
 
 resource "terraform_data" "host" {
-  for_each = local.hosts
+  for_each = local.containers
 
   # Any change to how the container is run recreates it: the sandbox is cattle.
   triggers_replace = [local.run_commands[each.key], terraform_data.network.id]
@@ -99,5 +102,56 @@ resource "terraform_data" "host" {
     interpreter = ["/bin/sh", "-ec"]
     environment = { CONTAINERS_CONF = self.input.conf }
     command     = "podman rm --force --ignore ${self.input.name}"
+  }
+}
+
+# A host whose kernel matters (auditd) runs as a QEMU virtual machine, on a tap port of
+# the same podman network's bridge: the containers and Ansible reach it at its address.
+resource "terraform_data" "vm" {
+  for_each = local.vms
+
+  # A new image or size recreates the VM, as a new image recreates a container.
+  triggers_replace = [
+    var.vm_image, var.vm_memory, var.vm_cpus, var.vm_accel, each.value.address,
+    terraform_data.network.id,
+  ]
+
+  input = {
+    name = each.key
+    environment = {
+      VM_NAME         = each.key
+      VM_DEPLOYMENT   = var.deployment
+      VM_STATE_DIR    = var.vm_state_dir
+      VM_ADDRESS      = each.value.address
+      VM_PREFIX       = split("/", var.subnet)[1]
+      VM_GATEWAY      = cidrhost(var.subnet, 1)
+      VM_NETWORK      = var.network
+      VM_IMAGE        = var.vm_image
+      VM_KEYS         = var.ssh_authorized_keys
+      VM_MEMORY       = tostring(var.vm_memory)
+      VM_CPUS         = tostring(var.vm_cpus)
+      VM_ACCEL        = var.vm_accel
+      VM_BOOT_TIMEOUT = tostring(var.vm_boot_timeout)
+      CONTAINERS_CONF = var.containers_conf
+    }
+    script = "${path.module}/scripts/vm.sh"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.vm_image != ""
+      error_message = "host ${each.key} is a virtual machine: set vm_image."
+    }
+  }
+
+  provisioner "local-exec" {
+    environment = self.input.environment
+    command     = "sh ${self.input.script} start"
+  }
+
+  provisioner "local-exec" {
+    when        = destroy
+    environment = self.input.environment
+    command     = "sh ${self.input.script} stop"
   }
 }

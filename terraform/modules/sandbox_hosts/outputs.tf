@@ -1,10 +1,11 @@
 output "hosts" {
-  description = "Created hosts by name: address on the podman network and container name."
+  description = "Created hosts by name: address on the podman network, container name (null for a VM), whether it is a VM."
   value = {
     for name, host in local.hosts : name => {
       address   = host.address
-      container = terraform_data.host[name].input.name
+      container = host.vm ? null : terraform_data.host[name].input.name
       groups    = host.groups
+      vm        = host.vm
     }
   }
 }

@@ -8,10 +8,11 @@ variable "deployment" {
 }
 
 variable "hosts" {
-  description = "Hosts to create, each a systemd podman container. Addresses follow list order."
+  description = "Hosts to create: systemd podman containers, or QEMU virtual machines where vm is true. Addresses follow list order."
   type = list(object({
     name   = string
     groups = list(string)
+    vm     = optional(bool, false)
   }))
   validation {
     condition     = alltrue([for h in var.hosts : can(regex("^[a-z0-9][a-z0-9-]{0,62}$", h.name))])
@@ -76,4 +77,48 @@ variable "boot_timeout" {
   description = "Seconds to wait for systemd in a new container to finish booting."
   type        = number
   default     = 120
+}
+
+variable "vm_image" {
+  description = "Directory of the virtual machine image (disk.qcow2, vmlinuz, initrd.img; built by `sovdeploy sandbox image`). Needed when a host is a VM."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.vm_image == "" || startswith(var.vm_image, "/")
+    error_message = "vm_image must be an absolute path."
+  }
+}
+
+variable "vm_state_dir" {
+  description = "Directory for the VMs' disk overlays, console logs and PID files (one subdirectory per deployment and host)."
+  type        = string
+  default     = "/var/lib/sovdeploy/vms"
+}
+
+variable "vm_memory" {
+  description = "Memory of each virtual machine, in MiB."
+  type        = number
+  default     = 3072
+}
+
+variable "vm_cpus" {
+  description = "Virtual CPUs of each virtual machine."
+  type        = number
+  default     = 2
+}
+
+variable "vm_accel" {
+  description = "QEMU accelerator: tcg (works everywhere, slow) or kvm (where the host can run guests with it)."
+  type        = string
+  default     = "tcg"
+  validation {
+    condition     = contains(["tcg", "kvm"], var.vm_accel)
+    error_message = "vm_accel must be tcg or kvm."
+  }
+}
+
+variable "vm_boot_timeout" {
+  description = "Seconds to wait for a new virtual machine's SSH port to answer."
+  type        = number
+  default     = 300
 }

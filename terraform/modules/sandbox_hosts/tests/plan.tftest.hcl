@@ -80,3 +80,45 @@ run "rejects_ipv6_subnet" {
 
   expect_failures = [var.subnet]
 }
+
+run "a_vm_host_is_a_vm_on_the_same_network" {
+  command = plan
+
+  variables {
+    vm_image = "/var/lib/sovdeploy/vm-images/abc"
+    hosts = [
+      { name = "ctl1", groups = ["control"] },
+      { name = "log1", groups = ["logging"], vm = true },
+    ]
+  }
+
+  assert {
+    condition     = !contains(keys(terraform_data.host), "log1") && contains(keys(terraform_data.vm), "log1")
+    error_message = "a vm host must be a VM, not a container"
+  }
+
+  assert {
+    condition = (
+      terraform_data.vm["log1"].input.environment.VM_ADDRESS == "10.89.77.11" &&
+      terraform_data.vm["log1"].input.environment.VM_PREFIX == "24" &&
+      terraform_data.vm["log1"].input.environment.VM_GATEWAY == "10.89.77.1" &&
+      terraform_data.vm["log1"].input.environment.VM_NETWORK == "unit-net"
+    )
+    error_message = "the VM must get its planned address, the subnet's prefix and gateway, and the sandbox network"
+  }
+
+  assert {
+    condition     = output.hosts["log1"].vm && output.hosts["log1"].container == null && !output.hosts["ctl1"].vm
+    error_message = "the hosts output must say which host is a VM"
+  }
+}
+
+run "a_vm_host_needs_the_vm_image" {
+  command = plan
+
+  variables {
+    hosts = [{ name = "log1", groups = ["logging"], vm = true }]
+  }
+
+  expect_failures = [terraform_data.vm["log1"]]
+}
