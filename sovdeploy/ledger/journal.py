@@ -51,7 +51,15 @@ FIELDS = (
     "_TRANSPORT",
     "_HOSTNAME",
     "_BOOT_ID",
+    # An audit record's type, the kernel's serial number for its event, and who was
+    # logged in (auditd's records reach the journal through journald's audit socket).
+    "_AUDIT_TYPE_NAME",
+    "_AUDIT_ID",
+    "_AUDIT_LOGINUID",
+    "_AUDIT_SESSION",
 )
+#: The journal transport of the kernel's audit records.
+AUDIT_TRANSPORT = "audit"
 _FILE = re.compile(r"^remote-(?P<address>[^@/]+?)(?:@[^/]*)?\.journal~?$")
 _INTERVAL = re.compile(r"\binterval=(\d+(?:\.\d+)?)\b")
 
@@ -101,7 +109,8 @@ def record_for(entry: Mapping[str, Any], source: str, seq: int) -> dict[str, Any
             interval = float(found.group(1))
             return {"kind": "heartbeat", **head, "interval": int(interval) or interval}
     fields = {k: plain(entry[k]) for k in FIELDS if k in entry}
-    return {"kind": "journal", **head, "fields": fields}
+    kind = "audit" if entry.get("_TRANSPORT") == AUDIT_TRANSPORT else "journal"
+    return {"kind": kind, **head, "fields": fields}
 
 
 def files_by_address(directory: Path) -> dict[str, list[Path]]:

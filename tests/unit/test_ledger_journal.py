@@ -84,6 +84,22 @@ def test_record_of_an_entry_keeps_the_fields_that_matter():
     records.encode(rec)  # canonical JSON holds it
 
 
+def test_an_audit_record_is_kind_audit_with_its_type_and_serial():
+    raw = {
+        **entry(4, "type=SYSCALL msg=audit(1795000000.123:4711): arch=c000003e syscall=59"),
+        "_TRANSPORT": "audit",
+        "_AUDIT_TYPE_NAME": "SYSCALL",
+        "_AUDIT_ID": "4711",
+        "_AUDIT_LOGINUID": 0,
+        "_AUDIT_FIELD_ARCH": "c000003e",
+    }
+    rec = journal.record_for(raw, "journal/log1", 9)
+    assert rec["kind"] == "audit"
+    assert rec["fields"]["_AUDIT_TYPE_NAME"] == "SYSCALL" and rec["fields"]["_AUDIT_ID"] == "4711"
+    assert rec["fields"]["_AUDIT_LOGINUID"] == 0 and "_AUDIT_FIELD_ARCH" not in rec["fields"]
+    records.encode(rec)
+
+
 def test_heartbeat_lines_become_heartbeat_records_and_bytes_survive():
     beat = journal.record_for(entry(1, "interval=60", journal.HEARTBEAT_TAG), "journal/h", 0)
     assert beat["kind"] == "heartbeat" and beat["interval"] == 60
