@@ -534,17 +534,38 @@ def _structure_findings(
     names = {h.name for h in deployment.hosts}
     for i, vm in enumerate(deployment.settings.sandbox.vms):
         if vm not in names:
-            file, line = _locate(settings_raw.get(PREFIX + "sandbox"), ["vms", i])
-            yield Finding(
-                code="inventory.unknown_host",
-                message="sovdeploy_sandbox.vms names a host the inventory does not have",
-                file=file,
-                line=line,
-                key=f"sovdeploy_sandbox.vms.{i}",
-                value=vm,
-                hint=did_you_mean(vm, names) or "name hosts of hosts.yml",
+            yield _unknown_name(
+                "inventory.unknown_host",
+                "sovdeploy_sandbox.vms names a host the inventory does not have",
+                settings_raw,
+                ["sandbox", "vms", i],
+                vm,
+                names,
+                "name hosts of hosts.yml",
             )
     yield from _waiver_rule_findings(deployment, settings_raw)
+
+
+def _unknown_name(  # noqa: PLR0917 - one finding's facts
+    code: str,
+    message: str,
+    settings_raw: Mapping[str, Any],
+    path: list[str | int],
+    value: str,
+    choices: Iterable[str],
+    otherwise: str,
+) -> Finding:
+    """A setting that names something (a host, a rule) the deployment does not have."""
+    file, line = _locate(settings_raw.get(PREFIX + str(path[0])), path[1:])
+    return Finding(
+        code=code,
+        message=message,
+        file=file,
+        line=line,
+        key=PREFIX + ".".join(str(p) for p in path),
+        value=value,
+        hint=did_you_mean(value, choices) or otherwise,
+    )
 
 
 def _waiver_rule_findings(
@@ -554,13 +575,12 @@ def _waiver_rule_findings(
 
     for i, waiver in enumerate(deployment.settings.waivers):
         if waiver.rule not in RULES:
-            file, line = _locate(settings_raw.get(PREFIX + "waivers"), [i, "rule"])
-            yield Finding(
-                code="inventory.unknown_rule",
-                message="a waiver names a rule that does not exist",
-                file=file,
-                line=line,
-                key=f"sovdeploy_waivers.{i}.rule",
-                value=waiver.rule,
-                hint=did_you_mean(waiver.rule, RULES) or f"rules: {', '.join(RULES)}",
+            yield _unknown_name(
+                "inventory.unknown_rule",
+                "a waiver names a rule that does not exist",
+                settings_raw,
+                ["waivers", i, "rule"],
+                waiver.rule,
+                RULES,
+                f"rules: {', '.join(RULES)}",
             )

@@ -130,3 +130,22 @@ def test_a_sandbox_vm_must_be_a_host_of_the_inventory(inventory_copy):
     assert result.exit_code == 2, result.output
     assert "inventory.unknown_host" in result.output
     assert "ctl1" in result.output  # did you mean
+
+
+def test_a_waiver_must_name_a_rule_that_exists(inventory_copy):
+    inv = inventory_copy("minimal")
+    (inv / "group_vars" / "all" / "waiver.yml").write_text(
+        "sovdeploy_waivers:\n"
+        "  - rule: jurisdiction.artifact_sourc\n"
+        "    subject: artifact_sources.debian\n"
+        "    reason: a test of a misspelt rule\n"
+        "    expires: 2099-01-01\n"
+    )
+    result = CliRunner().invoke(main, ["validate", "--json", "-i", str(inv)])
+    found = [
+        f for f in json.loads(result.output)["findings"] if f["code"] == "inventory.unknown_rule"
+    ]
+    assert len(found) == 1, result.output
+    assert found[0]["key"] == "sovdeploy_waivers.0.rule"
+    assert found[0]["line"] == 2 and found[0]["file"].endswith("waiver.yml")
+    assert "jurisdiction.artifact_source" in found[0]["hint"]
