@@ -448,24 +448,36 @@ def write_clouds(ctx: Context, values: dict[str, Any]) -> tuple[Path, Path]:
     )
 
 
-def _served_size(log_host: ledger_forward.Endpoint) -> int | None:
-    try:
-        return ledger_forward.served_size(log_host)
-    except (LedgerError, OSError, ValueError):
-        return None  # reported by the check that needs it
+def _served_size(log_host: ledger_forward.Endpoint, wait: float = 60) -> int | str:
+    """Where the log host's ledger ends, or why it cannot be read.
+
+    Tried for ``wait`` seconds: the service may be restarting as the logging phase
+    leaves it (a log host that has to catch up on every host's journal first is slow).
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return ledger_forward.served_size(log_host)
+        except (LedgerError, OSError, ValueError) as exc:
+            if time.monotonic() >= deadline:
+                return f"its ledger could not be read before the checks: {exc}"
+            time.sleep(3)
 
 
 def _audit_trail_check(
-    log_host: ledger_forward.Endpoint, start: int | None, server_id: str, timeout: float = 120
+    log_host: ledger_forward.Endpoint, start: int | str, server_id: str, timeout: float = 120
 ) -> Any:
-    """The log host's ledger holds the CADF events of verify's requests for its server."""
+    """The log host's ledger holds the CADF events of verify's requests for its server.
+
+    ``start``: where the log ended before the requests, or why it could not be read.
+    """
     from sovdeploy import verify
 
     started = time.monotonic()
     seen: set[str] = set()
     wanted = {"audit.http.request", "audit.http.response"}
-    problem = "" if start is not None else "its ledger could not be read before the checks"
-    while start is not None:
+    problem = start if isinstance(start, str) else ""
+    while isinstance(start, int):
         try:
             start, recs = ledger_forward.served_records(log_host, start)
         except (LedgerError, OSError, ValueError) as exc:
@@ -544,7 +556,7 @@ def _verify(ctx: Context) -> str:
 
     conn = verify.connect(clouds, secure, s.deployment)
     log_host = ledger_forward.endpoint(ctx.state.root)
-    log_start = _served_size(log_host) if log_host else None
+    log_start = _served_size(log_host) if log_host else 0
     verifier = verify.Verifier(conn, image, f"sovdeploy-verify-{ctx.run.id[-6:]}-", report)
     result = verifier.run()
     server = verifier.made.get("server")

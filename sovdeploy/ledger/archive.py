@@ -89,6 +89,10 @@ class Bucket:
         )
 
 
+#: What separates a partial tile's path from its full tile's (``tile/0/001.p/17``).
+PARTIAL = ".p/"
+
+
 def new_paths(size: int, since: int = 0) -> Iterator[str]:
     """The tile and bundle paths a tree of ``size`` serves that one of ``since`` did not."""
     if since > size:
@@ -159,12 +163,21 @@ class Archiver(Worker):
         return True
 
     def _put(self, path: str) -> bool:
-        """Upload ``path`` unless its key exists; True when it was uploaded."""
+        """Upload ``path`` unless its key exists; True when it was uploaded.
+
+        A log that grows fast fills a tile between the checkpoint the archiver works on
+        and its upload, and drops the tile's partial versions: the full tile, whose
+        first items are the partial's, is archived in its place (readers fall back to
+        it, as tiles.read_tile does).
+        """
+        file = self.root / path
+        if PARTIAL in path and not file.exists():
+            path = path.rsplit(PARTIAL, 1)[0]
+            file = self.root / path
         key = self.bucket.key(path)
         if self._exists(key):
             return False
-        data = (self.root / path).read_bytes()
-        self.s3.put_object(Bucket=self.bucket.name, Key=key, Body=data)
+        self.s3.put_object(Bucket=self.bucket.name, Key=key, Body=file.read_bytes())
         return True
 
     def _history(self) -> list[int]:

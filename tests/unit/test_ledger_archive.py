@@ -132,3 +132,60 @@ def test_the_lock_must_be_compliance_for_183_days(conf: dict[str, object], ok: b
     archive.judge_lock("ledger", conf, report)
     assert report.ok == ok
     assert all(f.tamper == Tamper.ARCHIVE_UNLOCKED for f in report.findings)
+
+
+class _Store:
+    """An in-memory bucket with the two calls the Archiver makes. (Uploads to Ceph's
+    RADOS gateway, Object Lock and all, are tested in the ceph role's scenario.)"""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def head_object(self, Bucket: str, Key: str) -> None:  # noqa: N803 - boto3's names
+        from botocore.exceptions import ClientError
+
+        if Key not in self.objects:
+            raise ClientError({"Error": {"Code": "404"}}, "HeadObject")
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes) -> None:  # noqa: N803
+        assert Key not in self.objects, f"{Key} uploaded twice"
+        self.objects[Key] = Body
+
+
+def test_a_partial_tile_dropped_before_its_upload_is_archived_as_the_full_tile(
+    tmp_path,
+) -> None:
+    """The log filled the tile after the checkpoint the archiver works on: the archive
+    still verifies at that checkpoint, from the full tile, and later ones add to it."""
+    from sovdeploy.ledger import audit
+    from sovdeploy.ledger.log import Log
+
+    signer = Signer.generate("sovdeploy.test/archive")
+    root = tmp_path / "log"
+    log = Log(root, "sovdeploy.test/archive", signer)
+    log.append([b"entry %d" % i for i in range(250)])
+    log.checkpoint()
+    log.append([b"entry %d" % i for i in range(250, 260)])  # fills tile 0, no checkpoint yet
+    assert not (root / tiles.tile_path("entries", 0, 250)).exists()
+    store = _Store()
+    bucket = archive.Bucket("https://s3.example:7480", "ledger", "log/")
+    archiver = archive.Archiver(root, bucket, store, tmp_path / "archive.json")
+    assert archiver.step() > 0
+    assert "log/tile/entries/000" in store.objects
+    assert "log/tile/entries/000.p/250" not in store.objects
+
+    class Files:
+        def read(self, path: str) -> bytes | None:
+            if path == "checkpoint":
+                return store.objects["log/checkpoints/" + f"{250:020d}"]
+            return store.objects.get("log/" + path)
+
+        def history(self) -> list[str]:
+            return sorted(k[4:] for k in store.objects if k.startswith("log/checkpoints/"))
+
+    report = audit.verify(Files(), [signer.verifier], check_sources=False)
+    assert report.ok and report.size == 250, report.findings
+    log.checkpoint()
+    log.close()
+    assert archiver.step() > 0  # the size-260 checkpoint; tile 000 is not sent again
+    assert f"log/checkpoints/{260:020d}" in store.objects

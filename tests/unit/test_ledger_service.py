@@ -289,7 +289,7 @@ def test_a_command_ends_well_when_the_log_host_is_away_and_forwards_later(
 def test_verify_finds_the_cadf_events_of_its_own_requests_on_the_log_host(
     url: str, pki: Path, tmp_path: Path
 ) -> None:
-    from sovdeploy.phases import _audit_trail_check
+    from sovdeploy.phases import _audit_trail_check, _served_size
 
     ep = forward.endpoint(_state_root(tmp_path, pki, url))
     assert ep is not None
@@ -307,6 +307,13 @@ def test_verify_finds_the_cadf_events_of_its_own_requests_on_the_log_host(
     away = forward.Endpoint("log9", "https://127.0.0.1:9", ep.ca, ep.cert, ep.key)
     unread = _audit_trail_check(away, 0, "abc-123", timeout=1)
     assert not unread.ok and "cannot be read" in unread.detail
+    # A log host that cannot be read before the requests says why, once it gives up.
+    before = _served_size(away, wait=0.5)
+    assert isinstance(before, str) and "could not be read before the checks: " in before
+    assert "Connection refused" in before
+    unread = _audit_trail_check(away, before, "abc-123", timeout=1)
+    assert not unread.ok and unread.detail == f"log9: {before}"
+    assert _served_size(ep) == start + len(events)
 
 
 def test_checkpoints_are_published_with_the_witness_cosignature(pki: Path, tmp_path: Path) -> None:
