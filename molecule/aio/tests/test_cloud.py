@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import openstack.exceptions
 import pytest
 
 from sovdeploy import guest, verify
@@ -147,15 +148,7 @@ def test_an_api_call_reaches_the_ledger_as_cadf_events(conn, address, ca_file):
     its request and response events; a token request as Keystone's own event."""
     marker = str(uuid.uuid4())
     assert conn.compute.find_server(marker) is None
-    deadline = time.monotonic() + 90
-    events = []
-    while time.monotonic() < deadline and len(events) < 2:
-        time.sleep(3)
-        events = [
-            r
-            for r in _ledger_records(address, ca_file)
-            if r["kind"] == "cadf" and marker in json.dumps(r["payload"])
-        ]
+    events = _cadf_events_naming(marker, address, ca_file)
     assert {e["event_type"] for e in events} == {"audit.http.request", "audit.http.response"}
     # The publisher is the API's process (uWSGI); what was called is in the CADF event.
     assert all(e["source"] == "cadf" and marker in e["payload"]["requestPath"] for e in events)
@@ -167,6 +160,36 @@ def test_an_api_call_reaches_the_ledger_as_cadf_events(conn, address, ca_file):
     assert any(r["kind"] == "cadf" and r["event_type"].startswith("identity.") for r in everything)
     cadf = [r["seq"] for r in everything if r["source"] == "cadf"]
     assert cadf == list(range(len(cadf)))
+
+
+def _cadf_events_naming(marker, address, ca_file, *, wait=90):
+    """The CADF records whose event names ``marker``, once both the request's and the
+    response's have arrived (or ``wait`` seconds have passed)."""
+    deadline = time.monotonic() + wait
+    events = []
+    while time.monotonic() < deadline and len(events) < 2:
+        time.sleep(3)
+        events = [
+            r
+            for r in _ledger_records(address, ca_file)
+            if r["kind"] == "cadf" and marker in json.dumps(r["payload"])
+        ]
+    return events
+
+
+def test_a_placement_call_reaches_the_ledger_as_cadf_events(conn, address, ca_file):
+    """Placement builds its middleware in code; the role's WSGI entry point puts the
+    audit filter inside authtoken there too."""
+    marker = str(uuid.uuid4())
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        conn.placement.get_resource_provider(marker)
+    events = _cadf_events_naming(marker, address, ca_file)
+    assert {e["event_type"] for e in events} == {"audit.http.request", "audit.http.response"}
+    response = next(e for e in events if e["event_type"] == "audit.http.response")
+    target = response["payload"]["target"]["typeURI"]
+    assert target == "service/placement/resource_providers/resource_provider"
+    assert response["payload"]["initiator"]["name"] == "admin"
+    assert response["payload"]["reason"]["reasonCode"] == "404"
 
 
 def test_the_log_is_archived_worm_and_verifies_from_the_archive(ctl, address, ca_file):
