@@ -224,11 +224,16 @@ class Consumer(Worker):
                 connection.close()
 
     def work(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 self._session()
             except self._broker_errors as exc:
                 self.broker_error = f"{type(exc).__name__}: {exc}"
+                failures += 1
+                # In the service's journal: the broker refusing us must not go unseen.
+                if failures in {1, 10} or failures % 100 == 0:
+                    print(f"cadf: the broker failed ({failures}x), will retry: {self.broker_error}")
                 self._stop.wait(self.retry)
 
 

@@ -5,6 +5,7 @@ redelivered one is not written twice. The broker itself is exercised on the sand
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,35 @@ def test_redeliveries_are_written_once_across_a_lost_save(tmp_path: Path) -> Non
     assert recs[2]["event_type"] == "cadf_unreadable"
     report = audit.verify(audit.DirectoryFiles(root), [SIGNER.verifier], expected_sources=["cadf"])
     assert report.ok, report.findings
+
+
+def test_a_broker_that_refuses_is_retried_and_said_in_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker = cadf.Broker.parse("amqp://ledger:pw@10.0.0.1:5672/audit")
+    tries = []
+
+    def refuse(_b: cadf.Broker) -> None:
+        tries.append(1)
+        raise OSError("PRECONDITION_FAILED - inequivalent arg 'durable' for exchange")
+
+    with open_writer(tmp_path / "log", ORIGIN, SIGNER) as writer:
+        consumer = cadf.Consumer(
+            broker, writer, tmp_path / cadf.STATE_FILE, retry=0.01, connect=refuse
+        )
+        consumer.start()
+        deadline = time.monotonic() + 10
+        while len(tries) < 12 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        consumer.close()
+    assert consumer.broker_error is not None and "durable" in consumer.broker_error
+    said = capsys.readouterr().out.splitlines()
+    assert said[:2] == [
+        "cadf: the broker failed (1x), will retry: OSError: PRECONDITION_FAILED - "
+        "inequivalent arg 'durable' for exchange",
+        "cadf: the broker failed (10x), will retry: OSError: PRECONDITION_FAILED - "
+        "inequivalent arg 'durable' for exchange",
+    ]
 
 
 def test_the_broker_url() -> None:
