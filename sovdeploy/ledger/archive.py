@@ -89,10 +89,6 @@ class Bucket:
         )
 
 
-#: What separates a partial tile's path from its full tile's (``tile/0/001.p/17``).
-PARTIAL = ".p/"
-
-
 def new_paths(size: int, since: int = 0) -> Iterator[str]:
     """The tile and bundle paths a tree of ``size`` serves that one of ``since`` did not."""
     if since > size:
@@ -171,8 +167,8 @@ class Archiver(Worker):
         it, as tiles.read_tile does).
         """
         file = self.root / path
-        if PARTIAL in path and not file.exists():
-            path = path.rsplit(PARTIAL, 1)[0]
+        if tiles.PARTIAL in path and not file.exists():
+            path = tiles.full_tile_path(path)
             file = self.root / path
         key = self.bucket.key(path)
         if self._exists(key):

@@ -40,12 +40,21 @@ def encode_index(n: int) -> str:
     return "/".join(["x" + p for p in parts[:-1]] + parts[-1:])
 
 
+#: What separates a partial tile's path from its full tile's (``tile/0/001.p/17``).
+PARTIAL = ".p/"
+
+
+def full_tile_path(path: str) -> str:
+    """The path of the full tile of which ``path`` is a partial (itself if it is full)."""
+    return path.rsplit(PARTIAL, 1)[0]
+
+
 def tile_path(level: int | str, index: int, width: int = TILE_WIDTH) -> str:
     """The spec path of a tile (``level`` ``"entries"`` for an entry bundle)."""
     if not 1 <= width <= TILE_WIDTH:
         raise ValueError(f"a tile is 1 to {TILE_WIDTH} wide, not {width}")
     path = f"tile/{level}/{encode_index(index)}"
-    return path if width == TILE_WIDTH else f"{path}.p/{width}"
+    return path if width == TILE_WIDTH else f"{path}{PARTIAL}{width}"
 
 
 def tiles_for_size(size: int) -> Iterator[tuple[int, int, int]]:
