@@ -18,10 +18,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sovdeploy import __version__, options, phases, policy
+from sovdeploy import __version__, catalogue, discover, hostplan, options, phases, policy
 from sovdeploy import inventory as inv
 from sovdeploy.errors import (
     EXIT_INTERRUPTED,
+    EXIT_INVALID,
     InterruptedRunError,
     InvalidInventoryError,
     LedgerError,
@@ -106,18 +107,238 @@ def validate(inventory: Path, as_json: bool) -> None:
             click.echo(json.dumps(_findings_json(exc.findings, valid=False), indent=2))
             sys.exit(exc.exit_code)
         raise
+    plans = host_plans(loaded)
     if as_json:
-        click.echo(json.dumps(_findings_json(list(loaded.findings), valid=True), indent=2))
+        report = _findings_json(list(loaded.findings), valid=True)
+        report["plans"] = {p.host: {"cmdline": p.cmdline, **p.as_vars()} for p in plans}
+        click.echo(json.dumps(report, indent=2))
         return
     render_findings(list(loaded.findings), out)
+    for plan in plans:
+        render_plan(plan, out)
     d = loaded.deployment
     out.print(
         f"[green]valid[/green]: {d.name}, {len(d.hosts)} host(s) in {len(d.settings.sites)} site(s)"
     )
 
 
+def host_plans(loaded: inv.LoadedInventory) -> list[hostplan.HostPlan]:
+    """The derived plan of every accelerated host, with discovered facts where saved."""
+    facts, _ = inv.discovered(loaded.path, loaded.deployment)
+    cat = catalogue.load()
+    return [
+        hostplan.plan(h, cat, facts.get(h.name))
+        for h in loaded.deployment.hosts
+        if h.hardware.accelerated
+    ]
+
+
 def _findings_json(findings: list[Finding], valid: bool) -> dict[str, Any]:
     return {"valid": valid, "findings": [f.as_dict() for f in findings]}
+
+
+def render_plan(plan: hostplan.HostPlan, console: Console) -> None:
+    """One accelerated host's derived settings, as a two-column table."""
+    source = plan.topology.source if plan.topology else "unknown"
+    table = Table(title=f"{plan.host}: derived plan (CPU layout {source})", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for what, value in _plan_rows(plan):
+        table.add_row(escape(what), escape(value))
+    console.print(table)
+
+
+def _plan_rows(plan: hostplan.HostPlan) -> Iterator[tuple[str, str]]:
+    yield "kernel command line", plan.cmdline or "-"
+    if plan.vfio_ids:
+        yield "vfio-pci IDs", ", ".join(plan.vfio_ids)
+        yield "early modules", ", ".join(plan.early_modules)
+    if plan.blacklist:
+        yield "drivers kept off", ", ".join(plan.blacklist)
+    if plan.hugepages:
+        yield "hugepages", f"{plan.hugepages['count']} x {plan.hugepages['size']}"
+    for vfs in plan.vfs:
+        yield (
+            f"VFs on {vfs.nic}",
+            f"{vfs.count} (physnet {vfs.physnet or '-'}, trust {'on' if vfs.trust else 'off'}, "
+            f"spoofchk {'on' if vfs.spoofchk else 'off'})",
+        )
+    if plan.cpus is not None:
+        for key, value in plan.cpus.as_dict().items():
+            if value:
+                yield f"CPUs: {key.replace('_', ' ')}", value
+    yield from _nova_rows(plan.nova)
+    for key, value in plan.neutron_sriov.items():
+        yield f"neutron sriov {key}", str(value)
+    for key, value in plan.ovs_dpdk.items():
+        text = (
+            ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else value
+        )
+        yield f"ovs {key}", str(text)
+    for note in plan.notes:
+        yield "note", note
+
+
+def _nova_rows(nova: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for section, values in nova.items():
+        if section == "filters":
+            yield "nova scheduler filters", ", ".join(values)
+            continue
+        for key, value in values.items():
+            items = value if isinstance(value, list) else [value]
+            text = "\n".join(json.dumps(v) if isinstance(v, dict | bool) else str(v) for v in items)
+            if text:
+                yield f"nova [{section}] {key}", text
+
+
+@main.command("discover")
+@options.inventory
+@click.option(
+    "--sysfs-root",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Read this sysfs tree on this machine (/sys, or a recorded one) instead of the hosts.",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="Inventory host to discover (repeat); with --sysfs-root, the host the tree belongs to.",
+)
+@options.as_json
+@handle_errors
+def discover_cmd(
+    inventory: Path, sysfs_root: Path | None, hosts: tuple[str, ...], as_json: bool
+) -> None:
+    """Read hosts' hardware from sysfs: accelerators, ports, CPUs, IOMMU groups.
+
+    With --sysfs-root and no --host, reads that tree and prints what it found and a
+    suggested sovdeploy_hardware block. Otherwise it reads the inventory's hosts (through
+    Ansible, or the tree as the one --host), keeps their facts in the state dir for the
+    hardware preflight, writes discovery/<host>.host_vars.yml there, and reports drift
+    from the inventory and preflight findings. Exits 2 when the preflight refuses a host.
+    """
+    cat = catalogue.load()
+    if sysfs_root is not None and not hosts:
+        _discover_here(sysfs_root, cat, as_json)
+        return
+    if sysfs_root is not None and len(hosts) != 1:
+        raise UsageError("--sysfs-root is one host's tree: name that host with one --host")
+    loaded = inv.load(inventory, hardware=False)
+    known = {h.name for h in loaded.deployment.hosts}
+    unknown = [h for h in hosts if h not in known]
+    if unknown:
+        raise UsageError(f"not hosts of {loaded.path}: {', '.join(unknown)}")
+    if sysfs_root is not None:
+        found = {hosts[0]: discover.read(sysfs_root)}
+    else:
+        with _context(
+            inventory,
+            0,
+            "discover",
+            secrets="skip",
+            hardware=False,
+            console=err if as_json else out,
+        ) as ctx:
+            found = phases.discover_hosts(ctx, hosts)
+    state = StateDir(loaded.path)
+    suggestions = {h: discover.save(state, h, f, cat) for h, f in found.items()}
+    findings = _host_findings(inventory, set(found))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "hosts": {
+                        h: {"facts": f, "suggested": discover.suggest(f, cat)}
+                        for h, f in found.items()
+                    },
+                    "findings": [f.as_dict() for f in findings],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for host, facts in found.items():
+            render_discovery(host, facts, cat)
+            out.print(f"suggested host_vars: {suggestions[host]}")
+        render_findings(findings, out)
+    if any(f.severity is Severity.ERROR for f in findings):
+        sys.exit(EXIT_INVALID)
+
+
+def _discover_here(sysfs_root: Path, cat: catalogue.Catalogue, as_json: bool) -> None:
+    facts = discover.read(sysfs_root)
+    if as_json:
+        click.echo(json.dumps({"facts": facts, "suggested": discover.suggest(facts, cat)}))
+        return
+    render_discovery(str(sysfs_root), facts, cat)
+    out.print(discover.host_vars_text("this host", facts, cat), markup=False)
+
+
+def _host_findings(inventory: Path, hosts: set[str]) -> list[Finding]:
+    """Every finding of the inventory, with the new facts, that is about one of ``hosts``."""
+    try:
+        findings = list(inv.load(inventory).findings)
+    except InvalidInventoryError as exc:
+        findings = exc.findings
+    return [
+        f
+        for f in findings
+        if f.subject and f.subject.split(".")[:2] in (["hosts", h] for h in hosts)
+    ]
+
+
+def render_discovery(name: str, facts: dict[str, Any], cat: catalogue.Catalogue) -> None:
+    """What one host's sysfs holds, as tables."""
+    layout = discover.cpu_layout(facts)
+    iommu = facts["iommu"]
+    topo = hostplan.Topology.discovered(facts)
+    memory = f"{topo.memory_gib:.0f} GiB" if topo.memory_gib else "unknown"
+    out.print(
+        f"[bold]{escape(name)}[/bold]: CPU {layout.get('vendor', 'unknown vendor')}, "
+        f"{layout['numa_nodes']} NUMA node(s) x {layout['cores_per_node']} cores x "
+        f"{layout['threads_per_core']} threads; memory {memory}; IOMMU "
+        + (
+            f"on ({iommu['kind'] or 'unknown'}, {len(iommu['groups'])} groups)"
+            if iommu["enabled"]
+            else "[red]off[/red]"
+        )
+    )
+    pages = ", ".join(
+        f"{int(size) // 1024} MiB: {v['total']}" if int(size) < 1 << 20 else f"1 GiB: {v['total']}"
+        for size, v in facts["hugepages"].items()
+    )
+    out.print(f"hugepage sizes (pages reserved): {pages or 'none'}")
+    gpus = discover.gpus(facts, cat)
+    if gpus:
+        table = Table(title="accelerators")
+        for col in ("address", "id", "model", "NUMA", "IOMMU", "driver"):
+            table.add_column(col, no_wrap=col == "model")
+        for g in gpus:
+            table.add_row(
+                g["address"],
+                g["id"],
+                g["name"],
+                str(g["numa_node"]),
+                str(g["iommu_group"]),
+                g["driver"] or "-",
+            )
+        out.print(table)
+    ports = discover.ports(facts, cat)
+    if ports:
+        table = Table(title="network ports")
+        for col in ("name", "address", "id", "model", "NUMA", "VFs", "driver"):
+            table.add_column(col, no_wrap=col in {"name", "model"})
+        for p in ports:
+            table.add_row(
+                p["name"] or "-",
+                p["address"],
+                p["id"],
+                p["model"] or "-",
+                str(p["numa_node"]),
+                str(p["sriov_totalvfs"]),
+                p["driver"] or "-",
+            )
+        out.print(table)
 
 
 @main.group()
@@ -182,9 +403,17 @@ def redact_argv(argv: list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def _context(
-    inventory: Path, verbose: int, command: str, secrets: str = "check"
+    inventory: Path,
+    verbose: int,
+    command: str,
+    secrets: str = "check",
+    *,
+    hardware: bool = True,
+    console: Console | None = None,
 ) -> Iterator[phases.Context]:
-    loaded = inv.load(inventory)
+    """Open the state dir, the ledger and a run; ``console`` gets progress (default stdout)."""
+    console = console or out
+    loaded = inv.load(inventory, hardware=hardware)
     if secrets != "skip":
         create = secrets == "create" and loaded.deployment.settings.provisioner.value == "sandbox"
         loaded = phases.prepare_secrets(loaded, create=create)
@@ -194,7 +423,7 @@ def _context(
             with ledger_local.open_ledger(state.root, loaded.deployment.name) as ledger:
                 run = state.new_run()
                 run.ledger = ledger
-                progress = Progress(out, verbosity=verbose)
+                progress = Progress(console, verbosity=verbose)
                 run.record(
                     "command",
                     command=command,
@@ -206,7 +435,7 @@ def _context(
                     version=__version__,
                 )
                 render_findings(
-                    [f for f in loaded.findings if f.severity is not Severity.ERROR], out
+                    [f for f in loaded.findings if f.severity is not Severity.ERROR], console
                 )
                 try:
                     yield phases.Context(loaded, state, run, progress)

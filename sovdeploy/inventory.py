@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sovdeploy import secrets
-from sovdeploy.errors import InvalidInventoryError
+from sovdeploy.errors import InvalidInventoryError, UsageError
 from sovdeploy.findings import Finding, Severity
 from sovdeploy.findings import locate as _locate
 from sovdeploy.findings import position as _position
@@ -300,9 +300,16 @@ def _open_vault(path: Path, password_file: Path | None) -> tuple[bytes | None, P
 
 
 def load(
-    path: Path | str, today: dt.date | None = None, vault_password_file: Path | None = None
+    path: Path | str,
+    today: dt.date | None = None,
+    vault_password_file: Path | None = None,
+    *,
+    hardware: bool = True,
 ) -> LoadedInventory:
     """Load, check and model the inventory at ``path``.
+
+    ``hardware=False`` leaves out the hardware preflight: ``sovdeploy discover`` must run
+    on hosts whose last discovered facts it refuses.
 
     Raises:
         InvalidInventoryError: with every blocking finding, when there is at least one.
@@ -354,6 +361,8 @@ def load(
         deployment = Deployment(settings=settings, hosts=tuple(hosts))
         findings.extend(_structure_findings(deployment, host_raw, settings_raw))
         findings.extend(policy_check(deployment, settings_raw, today=today, host_raw=host_raw))
+        if hardware:
+            findings.extend(hardware_findings(path, deployment, host_raw))
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors or deployment is None or len(hosts) != len(host_raw):
         raise InvalidInventoryError(findings)
@@ -365,6 +374,50 @@ def load(
         vault_password_file=password_file,
         ansible=loaded,
     )
+
+
+def discovered(path: Path, deployment: Deployment) -> tuple[dict[str, Any], list[Finding]]:
+    """The sysfs facts ``sovdeploy discover`` saved for the inventory's hosts."""
+    from sovdeploy.discover import load_facts
+    from sovdeploy.state import StateDir
+
+    state = StateDir(path)
+    facts: dict[str, Any] = {}
+    problems: list[Finding] = []
+    for host in deployment.hosts:
+        file = state.discovery(host.name)
+        if not file.exists():
+            continue
+        try:
+            facts[host.name] = load_facts(file)
+        except UsageError as exc:
+            problems.append(
+                Finding(
+                    code="discover.facts",
+                    severity=Severity.WARNING,
+                    message=str(exc),
+                    file=str(file),
+                    hint=f"run `sovdeploy discover -i {path} --host {host.name}` again",
+                )
+            )
+    return facts, problems
+
+
+def hardware_findings(
+    path: Path, deployment: Deployment, host_raw: Mapping[str, Mapping[str, Any]]
+) -> list[Finding]:
+    """Hardware preflight, with the discovered facts where there are some, and their drift."""
+    from sovdeploy import catalogue
+    from sovdeploy.discover import drift
+    from sovdeploy.policy import hardware
+
+    cat = catalogue.load()
+    facts, findings = discovered(path, deployment)
+    findings.extend(hardware.check(deployment, cat, facts, host_raw))
+    for host in deployment.hosts:
+        if host.name in facts:
+            findings.extend(drift(host, facts[host.name], cat))
+    return findings
 
 
 _ANSIBLE_POS = re.compile(r"'(?P<file>[^']+)': line (?P<line>\d+)")

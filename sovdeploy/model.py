@@ -170,32 +170,85 @@ class GpuMode(StrEnum):
     MIG = "mig"
 
 
+CpuList = Annotated[str, StringConstraints(pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")]
+
+
 class Gpu(Strict):
+    """GPUs of one model in a host, all used the same way."""
+
     pci_id: PciId = Field(description="PCI vendor:device, lower-case hex, e.g. 10de:2330")
-    count: int = Field(ge=1, le=16)
-    mode: GpuMode = GpuMode.PASSTHROUGH
-    profile: str | None = Field(default=None, description="vGPU type or MIG profile")
+    count: int = Field(ge=1, le=16, description="how many the host has")
+    mode: GpuMode = Field(
+        default=GpuMode.PASSTHROUGH,
+        description="passthrough (whole GPU), vgpu (time-sliced) or mig (MIG-backed vGPU)",
+    )
+    profile: str | None = Field(
+        default=None,
+        description="vgpu: the vGPU type, e.g. H100XM-10C; mig: the MIG profile, e.g. 1g.10gb",
+    )
 
 
 class Nic(Strict):
-    name: str = Field(description="interface name or PCI address")
-    sriov_vfs: int = Field(default=0, ge=0, le=256)
-    physnet: str | None = None
+    """A network port, and what it is used for."""
+
+    name: str = Field(description="interface name")
+    pci_id: PciId | None = Field(
+        default=None, description="PCI vendor:device, for the catalogue's VF limits"
+    )
+    numa_node: int | None = Field(default=None, ge=0, description="NUMA node the port sits on")
+    sriov_vfs: int = Field(default=0, ge=0, le=256, description="SR-IOV virtual functions")
+    physnet: str | None = Field(default=None, description="Neutron physical network of the VFs")
+    trust: bool = Field(default=False, description="VF trust (guests may set MAC, promisc)")
+    spoofchk: bool = Field(default=True, description="VF MAC/VLAN spoof checking")
 
 
 class Dpdk(Strict):
-    hugepage_size: Literal["2M", "1G"] = "1G"
+    """OVS-DPDK datapath of a host."""
+
+    hugepage_size: Literal["2M", "1G"] = Field(default="1G", description="hugepage size")
     hugepages: int = Field(ge=1, description="number of hugepages to reserve")
-    pmd_cores: int = Field(ge=1, le=64, description="cores per NUMA node for PMD threads")
+    pmd_cores: int = Field(
+        ge=1, le=64, description="physical cores per NUMA node with a DPDK NIC, for PMD threads"
+    )
     nics: tuple[str, ...] = Field(default=(), description="NICs bound to DPDK")
+    socket_mem_mb: int = Field(
+        default=1024, ge=512, description="hugepage memory per NUMA node for OVS (dpdk-socket-mem)"
+    )
+    pmd_cpus: CpuList | None = Field(
+        default=None, description="explicit PMD CPUs, instead of pmd_cores (e.g. 2-3,34-35)"
+    )
+
+
+class Cpu(Strict):
+    """CPU layout of a host (`sovdeploy discover` suggests it), and how cores are shared out."""
+
+    vendor: Literal["intel", "amd"] = Field(description="CPU vendor: picks the IOMMU option")
+    numa_nodes: int = Field(default=1, ge=1, le=16, description="NUMA nodes")
+    cores_per_node: int = Field(ge=1, le=512, description="physical cores per NUMA node")
+    threads_per_core: int = Field(default=2, ge=1, le=8, description="hardware threads per core")
+    reserved_cores: int = Field(
+        default=1, ge=1, description="physical cores per NUMA node kept for the host"
+    )
+    reserved_cpus: CpuList | None = Field(
+        default=None, description="explicit host CPUs, instead of reserved_cores"
+    )
+    guest_cpus: CpuList | None = Field(
+        default=None, description="explicit CPUs for pinned guests, instead of all the rest"
+    )
 
 
 class Hardware(Strict):
     """Hardware declared for a host (``sovdeploy_hardware`` in host_vars)."""
 
-    gpus: tuple[Gpu, ...] = ()
-    nics: tuple[Nic, ...] = ()
-    dpdk: Dpdk | None = None
+    cpu: Cpu | None = Field(default=None, description="CPU layout; needed for accelerated hosts")
+    memory_gib: int | None = Field(default=None, ge=1, description="installed memory, GiB")
+    gpus: tuple[Gpu, ...] = Field(default=(), description="GPUs by model")
+    nics: tuple[Nic, ...] = Field(default=(), description="network ports with a purpose")
+    dpdk: Dpdk | None = Field(default=None, description="OVS-DPDK datapath")
+
+    @property
+    def accelerated(self) -> bool:
+        return bool(self.gpus or self.dpdk or any(n.sriov_vfs for n in self.nics))
 
 
 class Bmc(Strict):
@@ -256,7 +309,8 @@ class Settings(Strict):
 #: Per-host ``sovdeploy_*`` variables (host_vars); everything else is deployment-wide.
 HOST_KEYS: dict[str, str] = {
     "site": "name of the site (a key of sovdeploy_sites) the host stands in",
-    "hardware": "declared hardware: gpus, nics, dpdk",
+    "hardware": "declared hardware: cpu, memory_gib, gpus, nics, dpdk (keys below); "
+    "`sovdeploy discover` suggests it",
     "bmc": "out-of-band management for bare-metal provisioning",
 }
 

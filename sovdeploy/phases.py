@@ -333,6 +333,42 @@ def playbook_phase(
     return run
 
 
+def discover_hosts(ctx: Context, hosts: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Read the sysfs of ``hosts`` (all hosts when empty) through Ansible; nothing changes.
+
+    Raises:
+        AnsibleRunError: when a host cannot be reached or read.
+
+    """
+    from sovdeploy import discover, sysfs
+
+    incoming = ctx.run.path / "discovery"
+    incoming.mkdir(parents=True, exist_ok=True)
+
+    def on_result(result: ansible.TaskResult) -> None:
+        ctx.progress.result(result.host, result.status, result.message)
+        ctx.run.record(
+            "task", phase="discover", host=result.host, task=result.task, status=result.status
+        )
+
+    ctx.progress.phase_start("discover", f"read sysfs on {', '.join(hosts) or 'every host'}")
+    try:
+        ansible.run_playbook(
+            project_root() / "playbooks" / "discover.yml",
+            _inventories(ctx),
+            ctx.run.path / "discover",
+            ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
+            extravars={"discover_reader": sysfs.__file__, "discover_dir": str(incoming)},
+            envvars=_ansible_env(ctx),
+            limit=",".join(hosts) or None,
+        )
+    except BaseException:
+        ctx.progress.phase_end(ok=False)
+        raise
+    ctx.progress.phase_end(ok=True)
+    return {path.stem: discover.load_facts(path) for path in sorted(incoming.glob("*.json"))}
+
+
 def _render(ctx: Context, name: str) -> str:
     """Without hosts to compare against, render what the playbook would write on each."""
     from sovdeploy import render

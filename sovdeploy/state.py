@@ -97,6 +97,10 @@ class StateDir:
     def terraform_dir(self, module: str) -> Path:
         return self.root / "terraform" / module
 
+    def discovery(self, host: str) -> Path:
+        """The sysfs facts ``sovdeploy discover`` read from ``host``."""
+        return self.root / "discovery" / f"{host}.json"
+
     def ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         gitignore = self.root / ".gitignore"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sovdeploy import secrets
+from sovdeploy import secrets, sysfs
 from sovdeploy.phases import PHASE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,6 +145,21 @@ def test_plan_on_a_converged_sandbox_changes_nothing(sandbox):
     assert "0 to add, 0 to change, 0 to destroy" in out
     assert "0 task(s) would change" in out
     assert in_host(HOSTS[0], "stat", "-c", "%Y", "/etc/sovdeploy/deployment.json") == before
+
+
+def test_discover_reads_every_hosts_sysfs_through_ansible(sandbox):
+    inv, _ = sandbox
+    report = json.loads(sovdeploy("discover", "--json", inv=inv).stdout)
+    assert sorted(report["hosts"]) == sorted(HOSTS)
+    for host in HOSTS:
+        facts = report["hosts"][host]["facts"]
+        seen = in_host(host, "ls", "/sys/bus/pci/devices").split()
+        assert [d["address"] for d in facts["pci"]] == sorted(seen)
+        online = in_host(host, "cat", "/sys/devices/system/cpu/online").strip()
+        assert sysfs.format_cpulist([c["cpu"] for c in facts["cpus"]]) == online
+        assert json.loads((inv / ".sovdeploy/discovery" / f"{host}.json").read_text()) == facts
+    # The hosts declare no accelerators, and have none: nothing to refuse or report.
+    assert report["findings"] == []
 
 
 def test_every_step_is_recorded(sandbox):

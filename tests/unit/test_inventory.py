@@ -31,7 +31,7 @@ def test_example_eu_models_the_production_layout():
     assert len(d.hosts_in("control")) == 3
     assert {s.country for s in d.settings.sites.values()} == {"NL", "DE"}
     gpu_hosts = [h for h in d.hosts if h.hardware.gpus]
-    assert gpu_hosts and all(g.pci_id == "10de:2330" for h in gpu_hosts for g in h.hardware.gpus)
+    assert {g.pci_id for h in gpu_hosts for g in h.hardware.gpus} == {"10de:2330", "10de:26b9"}
     assert any(n.sriov_vfs for h in d.hosts for n in h.hardware.nics)
     assert {h.name for h in d.hosts if h.hardware.dpdk} == {"net01", "net02"}
     assert len(d.hosts_in("logging")) == 2
