@@ -107,7 +107,7 @@ def validate(inventory: Path, as_json: bool) -> None:
             click.echo(json.dumps(_findings_json(exc.findings, valid=False), indent=2))
             sys.exit(exc.exit_code)
         raise
-    plans = host_plans(loaded)
+    plans = hostplan.host_plans(loaded)
     if as_json:
         report = _findings_json(list(loaded.findings), valid=True)
         report["plans"] = {p.host: {"cmdline": p.cmdline, **p.as_vars()} for p in plans}
@@ -120,17 +120,6 @@ def validate(inventory: Path, as_json: bool) -> None:
     out.print(
         f"[green]valid[/green]: {d.name}, {len(d.hosts)} host(s) in {len(d.settings.sites)} site(s)"
     )
-
-
-def host_plans(loaded: inv.LoadedInventory) -> list[hostplan.HostPlan]:
-    """The derived plan of every accelerated host, with discovered facts where saved."""
-    facts, _ = inv.discovered(loaded.path, loaded.deployment)
-    cat = catalogue.load()
-    return [
-        hostplan.plan(h, cat, facts.get(h.name))
-        for h in loaded.deployment.hosts
-        if h.hardware.accelerated
-    ]
 
 
 def _findings_json(findings: list[Finding], valid: bool) -> dict[str, Any]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sovdeploy.catalogue import Catalogue, GpuModel
 from sovdeploy.model import Cpu, GpuMode, Host
 from sovdeploy.sysfs import format_cpulist, parse_cpulist
+
+if TYPE_CHECKING:
+    from sovdeploy.inventory import LoadedInventory
 
 #: Loaded early (initramfs) on hosts that pass devices through. vfio_virqfd is part of vfio
 #: since Linux 6.2, so Debian 13's kernel has no module of that name.
@@ -399,3 +402,39 @@ def _nova(
 
 def hugepage_bytes(size: str, count: int) -> int:
     return _HUGEPAGE_BYTES[size] * count
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print ``{"accel_plans": {host: plan}}`` for an inventory, for ``ansible-playbook -e @``."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from sovdeploy import inventory
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("-i", "--inventory", type=Path, required=True)
+    args = parser.parse_args(argv)
+    print(json.dumps({"accel_plans": plans(inventory.load(args.inventory))}, indent=1))
+    return 0
+
+
+def host_plans(loaded: LoadedInventory) -> list[HostPlan]:
+    """Every accelerated host's plan, with discovered facts where saved."""
+    from sovdeploy import catalogue as catalogue_mod
+    from sovdeploy.inventory import discovered
+
+    facts, _ = discovered(loaded.path, loaded.deployment)
+    cat = catalogue_mod.load()
+    return [
+        plan(h, cat, facts.get(h.name)) for h in loaded.deployment.hosts if h.hardware.accelerated
+    ]
+
+
+def plans(loaded: LoadedInventory) -> dict[str, dict[str, Any]]:
+    """Every accelerated host's plan as the accel_host role's variables."""
+    return {p.host: p.as_vars() for p in host_plans(loaded)}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -314,7 +314,7 @@ def playbook_phase(
             )
 
         if check and not ctx.state.generated_inventory.exists():
-            return _render(ctx, name)
+            return _render(ctx, name, extravars(ctx) if extravars else None)
         outcome = ansible.run_playbook(
             project_root() / "playbooks" / f"{name}.yml",
             _inventories(ctx),
@@ -369,7 +369,7 @@ def discover_hosts(ctx: Context, hosts: Sequence[str]) -> dict[str, dict[str, An
     return {path.stem: discover.load_facts(path) for path in sorted(incoming.glob("*.json"))}
 
 
-def _render(ctx: Context, name: str) -> str:
+def _render(ctx: Context, name: str, extravars: dict[str, Any] | None = None) -> str:
     """Without hosts to compare against, render what the playbook would write on each."""
     from sovdeploy import render
 
@@ -381,6 +381,7 @@ def _render(ctx: Context, name: str) -> str:
         ctx.inventory.path,
         project_root() / "playbooks" / f"{name}.yml",
         out,
+        extravars,
     )
     for skipped in report.skipped:
         ctx.progress.step(f"not rendered: {skipped.host}:{skipped.dest} ({skipped.reason})")
@@ -405,6 +406,20 @@ def _render(ctx: Context, name: str) -> str:
 
 
 # -- logging -----------------------------------------------------------------------
+
+
+def accel_vars(ctx: Context) -> dict[str, Any]:
+    """Each accelerated host's derived plan, for the accel_host role (``accel_plans``)."""
+    from sovdeploy import hostplan
+
+    return {"accel_plans": hostplan.plans(ctx.inventory)}
+
+
+def _accelerators(ctx: Context) -> str:
+    plans = accel_vars(ctx)["accel_plans"]
+    if not plans:
+        return "no host declares GPUs, SR-IOV VFs or DPDK"
+    return playbook_phase("accelerators", check=False, extravars=accel_vars)(ctx)
 
 
 def logging_vars(ctx: Context) -> dict[str, Any]:
@@ -450,7 +465,8 @@ def _has_openstack(ctx: Context) -> bool:
 
 
 def _openstack(ctx: Context) -> str:
-    summary = playbook_phase("openstack", check=False)(ctx)
+    # nova reads the accelerator plans: PCI aliases and device specs, vGPU types, CPU sets.
+    summary = playbook_phase("openstack", check=False, extravars=accel_vars)(ctx)
     if _has_openstack(ctx):
         clouds, secure = write_clouds(ctx, vault_values(ctx))
         record_artifact(ctx, clouds, secure)
@@ -627,10 +643,16 @@ PHASES: tuple[Phase, ...] = (
         playbook_phase("baseline", check=True),
     ),
     Phase(
+        "accelerators",
+        "kernel command line, vfio, hugepages and SR-IOV VFs on accelerated hosts (Ansible)",
+        _accelerators,
+        playbook_phase("accelerators", check=True, extravars=accel_vars),
+    ),
+    Phase(
         "openstack",
         "CA, MariaDB, RabbitMQ, memcached, HAProxy and the OpenStack services (Ansible)",
         _openstack,
-        playbook_phase("openstack", check=True),
+        playbook_phase("openstack", check=True, extravars=accel_vars),
     ),
     Phase(
         "logging",

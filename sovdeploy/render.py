@@ -101,8 +101,16 @@ def _plays(playbook: Path) -> Iterator[_Play]:
 
 
 class _Renderer:
-    def __init__(self, loaded: Any, inventory_dir: Path, out: Path, secrets: list[str]) -> None:
+    def __init__(
+        self,
+        loaded: Any,
+        inventory_dir: Path,
+        out: Path,
+        secrets: list[str],
+        extravars: Mapping[str, Any],
+    ) -> None:
         self.loaded = loaded
+        self.extravars = dict(extravars)
         self.inventory_dir = inventory_dir
         self.out = out
         self.roles_dir = project_root() / "roles"
@@ -171,6 +179,8 @@ class _Renderer:
             **self._role_vars(role, "vars"),
             **params,
             **self.secrets,
+            # What sovdeploy passes with -e wins over everything, as in ansible-playbook.
+            **self.extravars,
         }
 
     # -- the walk -----------------------------------------------------------------
@@ -299,15 +309,22 @@ def load_plugins() -> None:
     filter_loader.add_directory(str(project_root() / "plugins" / "filter"))
 
 
-def render(loaded: Any, inventory_dir: Path, playbook: Path, out: Path) -> RenderReport:
+def render(
+    loaded: Any,
+    inventory_dir: Path,
+    playbook: Path,
+    out: Path,
+    extravars: Mapping[str, Any] | None = None,
+) -> RenderReport:
     """Render what ``playbook`` writes on each host of ``loaded`` into ``out/<host>/<path>``.
 
-    ``loaded`` is the inventory as Ansible reads it (``inventory.open_ansible``).
+    ``loaded`` is the inventory as Ansible reads it (``inventory.open_ansible``);
+    ``extravars`` what sovdeploy passes the playbook (``-e``).
     """
     from sovdeploy import secrets
 
     load_plugins()
-    renderer = _Renderer(loaded, inventory_dir, out, sorted(secrets.required()))
+    renderer = _Renderer(loaded, inventory_dir, out, sorted(secrets.required()), extravars or {})
     for play in _plays(playbook):
         for host in sorted(h.name for h in loaded.manager.get_hosts(play.hosts)):
             renderer.set_facts(host, play.tasks)

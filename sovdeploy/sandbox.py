@@ -49,14 +49,50 @@ MASKED_UNITS: tuple[str, ...] = (
 )
 
 
-#: What a virtual machine adds: a kernel (booted directly by QEMU, with its initrd),
-#: udev to load its drivers, and kmod for the seed unit's modprobe.
-VM_PACKAGES: tuple[str, ...] = (*PACKAGES, "linux-image-amd64", "initramfs-tools", "udev", "kmod")
+#: What a virtual machine adds: a kernel (booted directly by QEMU with its initrd, or by
+#: GRUB from the disk), udev to load its drivers, kmod for the seed unit's modprobe, and
+#: GRUB for BIOS (its modules and update-grub; no grub-pc, whose postinst wants a disk).
+VM_PACKAGES: tuple[str, ...] = (
+    *PACKAGES,
+    "linux-image-amd64",
+    "initramfs-tools",
+    "udev",
+    "kmod",
+    "grub-pc-bin",
+    "grub2-common",
+)
 #: Where virtual machine images are kept, one directory per recipe; ``latest`` links
 #: to the newest.
 VM_IMAGE_ROOT = Path("/var/lib/sovdeploy/vm-images")
 #: The size of a VM's root file system (sparse: only what is written takes space).
 VM_DISK_SIZE = "16G"
+#: The root file system starts 1 MiB into the disk, after the MBR and GRUB's core image.
+_PARTITION_START = 1 << 20
+#: The VM's GRUB settings: what /etc/default/grub says on a server.
+_GRUB_DEFAULT = """GRUB_DEFAULT=0
+GRUB_TIMEOUT=0
+GRUB_DISTRIBUTOR=Debian
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=ttyS0 net.ifnames=0"
+GRUB_TERMINAL=serial
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_DISABLE_OS_PROBER=true
+"""
+#: The first boot's menu; update-grub on the VM replaces it (grub-mkconfig needs the
+#: running system's devices, which the image build has not).
+_GRUB_CFG = """serial --unit=0 --speed=115200
+terminal_input serial
+terminal_output serial
+set timeout=0
+insmod part_msdos
+insmod ext2
+search --no-floppy --label root --set=root
+linux /vmlinuz root=LABEL=root ro console=ttyS0 net.ifnames=0
+initrd /initrd.img
+boot
+"""
+#: Modules built into GRUB's core image: enough to find and read /boot/grub.
+_GRUB_CORE_MODULES = ("biosdisk", "part_msdos", "ext2", "search_label", "normal", "serial")
 _SEED_SCRIPT = """#!/bin/sh
 # Give this virtual machine the identity its launcher passed in QEMU's fw_cfg:
 # host name, address, gateway and resolver, and root's authorized SSH keys.
@@ -113,7 +149,20 @@ def recipe_tag(mirror: str) -> str:
 
 def vm_recipe_tag(mirror: str) -> str:
     """Name that changes whenever what goes into the virtual machine image changes."""
-    recipe = "\n".join([SUITE, mirror, *VM_PACKAGES, VM_DISK_SIZE, _SEED_SCRIPT, _SEED_UNIT])
+    recipe = "\n".join(
+        [
+            SUITE,
+            mirror,
+            *VM_PACKAGES,
+            VM_DISK_SIZE,
+            _SEED_SCRIPT,
+            _SEED_UNIT,
+            _GRUB_DEFAULT,
+            _GRUB_CFG,
+            *_GRUB_CORE_MODULES,
+            str(_PARTITION_START),
+        ]
+    )
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
@@ -193,8 +242,9 @@ def build_vm_image(
 ) -> Path:
     """Build (or reuse) the virtual machine image and return its directory.
 
-    The directory holds ``disk.qcow2`` (an ext4 root file system, no partition table
-    or boot loader), and the ``vmlinuz`` and ``initrd.img`` QEMU boots it with.
+    The directory holds ``disk.qcow2`` (an MBR disk: GRUB for BIOS in its first MiB,
+    then one partition with the ext4 root file system, labelled ``root``), and the
+    ``vmlinuz`` and ``initrd.img`` QEMU boots directly when a VM does not boot from disk.
 
     Args:
         mirror: the apt mirror to bootstrap from (the inventory's declared apt source).
@@ -234,18 +284,87 @@ def _build_vm(work: Path, mirror: str, log: Callable[[str], None]) -> None:
         if len(found) != 1:
             raise SovdeployError(f"the VM rootfs should hold one /boot/{name}-*, not {found}")
         shutil.copyfile(found[0], work / name)
+    # The image's own grub-mkimage builds the core image, so no GRUB is needed here.
+    _run(
+        [
+            "chroot",
+            str(rootfs),
+            "grub-mkimage",
+            "--format=i386-pc",
+            "--output=/boot/grub/i386-pc/core.img",
+            "--prefix=(hd0,msdos1)/boot/grub",
+            *_GRUB_CORE_MODULES,
+        ],
+        what="grub-mkimage",
+    )
+    shutil.copyfile(rootfs / "boot/grub/i386-pc/core.img", work / "core.img")
+    shutil.copyfile(rootfs / "usr/lib/grub/i386-pc/boot.img", work / "boot.img")
     log(f"making the virtual machine disk ({VM_DISK_SIZE}, sparse)")
     raw = work / "disk.raw"
+    size = _bytes(VM_DISK_SIZE)
+    with raw.open("wb") as disk:
+        disk.truncate(_PARTITION_START + size)
     _run(
-        ["mkfs.ext4", "-q", "-L", "root", "-d", str(rootfs), str(raw), VM_DISK_SIZE],
+        [
+            "mkfs.ext4",
+            "-q",
+            "-L",
+            "root",
+            "-E",
+            f"offset={_PARTITION_START}",
+            "-d",
+            str(rootfs),
+            str(raw),
+            VM_DISK_SIZE,
+        ],
         what="mkfs.ext4",
     )
+    _install_grub(raw, work / "boot.img", work / "core.img", size)
+    (work / "boot.img").unlink()
+    (work / "core.img").unlink()
     _run(
         ["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "disk.qcow2")],
         what="qemu-img convert",
     )
     raw.unlink()
     shutil.rmtree(rootfs)
+
+
+def _bytes(size: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+
+
+def mbr_partition_table(start: int, size: int) -> bytes:
+    """The 66 bytes from offset 446 of an MBR: one bootable Linux partition, and 0x55AA."""
+    entry = (
+        b"\x80"  # bootable
+        + b"\xfe\xff\xff"  # CHS start: past the CHS range, use LBA
+        + b"\x83"  # Linux
+        + b"\xfe\xff\xff"  # CHS end
+        + (start // 512).to_bytes(4, "little")
+        + (size // 512).to_bytes(4, "little")
+    )
+    return entry + bytes(48) + b"\x55\xaa"
+
+
+def _install_grub(raw: Path, boot_img: Path, core_img: Path, size: int) -> None:
+    """Write GRUB's boot sector and core image before the partition, as grub-install would.
+
+    GRUB's boot.img loads the sector after it (its default), which holds core.img's first
+    sector; grub-mkimage sized that sector's block list to the whole core image.
+    """
+    boot = boot_img.read_bytes()
+    core = core_img.read_bytes()
+    if len(boot) != 512 or len(core) > _PARTITION_START - 512:
+        raise SovdeployError(f"unexpected GRUB images: boot {len(boot)} B, core {len(core)} B")
+    with raw.open("r+b") as disk:
+        # The boot code only: the MBR's disk signature and partition table follow it.
+        disk.write(boot[:440])
+        disk.seek(446)
+        disk.write(mbr_partition_table(_PARTITION_START, size))
+        disk.seek(512)
+        disk.write(core)
 
 
 def _need(*tools: str) -> None:
@@ -274,6 +393,10 @@ def _debootstrap(
 def _customise_vm(rootfs: Path) -> None:
     """Make the rootfs boot as a QEMU guest that takes its identity from fw_cfg."""
     (rootfs / "etc/fstab").write_text("LABEL=root / ext4 defaults,discard 0 1\n")
+    (rootfs / "etc/default/grub").write_text(_GRUB_DEFAULT)
+    grub = rootfs / "boot/grub"
+    shutil.copytree(rootfs / "usr/lib/grub/i386-pc", grub / "i386-pc", dirs_exist_ok=True)
+    (grub / "grub.cfg").write_text(_GRUB_CFG)
     seed = rootfs / "usr/local/sbin/sovdeploy-seed"
     seed.write_text(_SEED_SCRIPT)
     seed.chmod(0o755)

@@ -44,7 +44,7 @@ def test_sandbox_hosts_native_tests(tmp_path):
     assert init.returncode == 0, init.stdout + init.stderr
     proc = tf(MODULES / "sandbox_hosts", "test", "-no-color", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "7 passed, 0 failed" in proc.stdout
+    assert "9 passed, 0 failed" in proc.stdout
 
 
 @pytest.mark.skipif(

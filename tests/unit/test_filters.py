@@ -59,3 +59,77 @@ def test_rabbit_url_refuses_an_empty_group() -> None:
 def test_mysql_url() -> None:
     url = _render("{{ '10.10.0.10' | mysql_url('glance', 'a@b', 'glance') }}")
     assert url == "mysql+pymysql://glance:a%40b@10.10.0.10:3306/glance?charset=utf8mb4"
+
+
+def _example_plans() -> dict[str, Any]:
+    from pathlib import Path
+
+    from sovdeploy import hostplan
+    from sovdeploy.inventory import load
+
+    return hostplan.plans(load(Path(__file__).resolve().parents[2] / "inventories/example-eu"))
+
+
+def test_every_nova_host_gets_the_deployments_aliases_once() -> None:
+    aliases = _render("{{ accel_plans | accel_aliases }}", accel_plans=_example_plans())
+    # gpu01 and gpu02 pass H100s through; gpu03 (MIG) and gpu04 (vGPU) have no alias.
+    assert [a["name"] for a in aliases] == ["h100-sxm5-80gb"]
+    assert _render("{{ {} | accel_aliases }}") == []
+
+
+def test_a_compute_host_gets_its_pci_vgpu_and_cpu_sections() -> None:
+    plans = _example_plans()
+    conf = _render(
+        "{{ plan | nova_accel_conf(plans | accel_aliases, compute=true) }}",
+        plan=plans["gpu01"],
+        plans=plans,
+    )
+    assert conf["pci"]["report_in_placement"] is True
+    assert {"vendor_id": "10de", "product_id": "2330"} in conf["pci"]["device_spec"]
+    assert conf["pci"]["alias"][0]["name"] == "h100-sxm5-80gb"
+    assert conf["filter_scheduler"] == {"pci_in_placement": True}
+    assert conf["compute"]["cpu_dedicated_set"] == "2-55,58-111,114-167,170-223"
+    vgpu = _render(
+        "{{ plan | nova_accel_conf([], compute=true, mdev_types=['nvidia-1012']) }}",
+        plan=plans["gpu04"],
+    )
+    assert vgpu["devices"] == {"enabled_mdev_types": ["nvidia-1012"]}
+    assert "pci" in vgpu  # its SR-IOV ports' device_spec
+
+
+def test_a_controller_gets_only_the_aliases() -> None:
+    plans = _example_plans()
+    conf = _render("{{ {} | nova_accel_conf(plans | accel_aliases, compute=false) }}", plans=plans)
+    assert set(conf) == {"pci", "filter_scheduler"}
+    assert set(conf["pci"]) == {"alias"}
+    assert _render("{{ {} | nova_accel_conf([], compute=false) }}") == {}
+
+
+def test_vgpu_type_names_resolve_to_the_hosts_mdev_types() -> None:
+    offered = ["nvidia-1012\tNVIDIA L40S-12C", "nvidia-1013\tNVIDIA L40S-24C"]
+    resolved = _render("{{ ['L40S-12C', 'L40S-4C'] | mdev_type_ids(offered) }}", offered=offered)
+    assert resolved == {"L40S-12C": "nvidia-1012", "L40S-4C": None}
+
+
+def test_a_list_of_mappings_is_written_once_per_mapping() -> None:
+    from pathlib import Path
+
+    template = (
+        Path(__file__).resolve().parents[2] / "roles/service_setup/templates/ini.j2"
+    ).read_text()
+    text = _render(
+        template,
+        ansible_managed="managed",
+        service_setup_config={
+            "sections": {
+                "pci": {
+                    "alias": [{"name": "a", "vendor_id": "10de"}, {"name": "b"}],
+                    "report_in_placement": True,
+                },
+                "filter_scheduler": {"enabled_filters": ["A", "B"]},
+            }
+        },
+    )
+    assert 'alias = {"name": "a", "vendor_id": "10de"}\nalias = {"name": "b"}\n' in text
+    assert "report_in_placement = true" in text
+    assert "enabled_filters = A,B" in text

@@ -5,6 +5,7 @@ Galera controllers, HAProxy on the keepalived VIP, KVM on the compute hosts."""
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import shutil
 import stat
@@ -106,3 +107,19 @@ def test_rendered_files_hold_placeholders_never_secrets(plan):
     for path in _out(plan).rglob("*"):
         if path.is_file():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_nova_gets_the_accelerator_plans(plan):
+    text = (_out(plan) / "gpu01/etc/nova/nova.conf").read_text()
+    pci = text.split("[pci]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    specs = [json.loads(line.split(" = ", 1)[1]) for line in pci if line.startswith("device_spec")]
+    assert {"vendor_id": "10de", "product_id": "2330"} in specs
+    assert {"devname": "ens1f0np0", "physical_network": "physnet-sriov"} in specs
+    assert 'alias = {"name": "h100-sxm5-80gb", ' in text
+    assert "report_in_placement = true" in pci
+    assert "cpu_dedicated_set = 2-55,58-111,114-167,170-223" in text
+    # nova-api on the controllers resolves flavors' aliases; its scheduler asks Placement.
+    control = (_out(plan) / "ctl01/etc/nova/nova.conf").read_text()
+    assert 'alias = {"name": "h100-sxm5-80gb", ' in control
+    assert "pci_in_placement = true" in control
+    assert "device_spec" not in control

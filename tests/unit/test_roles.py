@@ -47,3 +47,17 @@ def test_role_has_a_molecule_scenario_with_verify(role):
     scenario = role / "molecule/default"
     assert (scenario / "molecule.yml").exists() and (scenario / "converge.yml").exists()
     assert list((scenario / "tests").glob("test_*.py")), "no testinfra verify"
+
+
+def test_accel_host_takes_the_plan_hostplan_writes():
+    from sovdeploy import catalogue, hostplan
+    from sovdeploy.inventory import load
+
+    specs = yaml.safe_load((ROOT / "roles/accel_host/meta/argument_specs.yml").read_text())
+    keys = set(specs["argument_specs"]["main"]["options"]["accel_host_plan"]["options"])
+    host = next(
+        h for h in load(ROOT / "inventories/example-eu").deployment.hosts if h.name == "gpu01"
+    )
+    assert set(hostplan.plan(host, catalogue.load()).as_vars()) == keys
+    converge = yaml.safe_load((ROOT / "roles/accel_host/molecule/default/converge.yml").read_text())
+    assert set(converge[0]["roles"][0]["vars"]["accel_host_plan"]) == keys

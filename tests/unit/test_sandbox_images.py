@@ -23,10 +23,13 @@ def rootfs(tmp_path: Path) -> Path:
         "var/lib/apt/lists",
         "var/cache/apt/archives",
         "usr/local/sbin",
+        "etc/default",
+        "usr/lib/grub/i386-pc",
     ):
         (root / d).mkdir(parents=True)
     (root / "etc/ssh/ssh_host_ed25519_key").write_text("debootstrap's key")
     (root / "var/cache/apt/pkgcache.bin").write_bytes(b"stale")
+    (root / "usr/lib/grub/i386-pc/normal.mod").write_bytes(b"module")
     return root
 
 
@@ -62,7 +65,40 @@ def test_a_vm_rootfs_boots_from_its_label_and_takes_its_identity_from_fw_cfg(
     )
     getty = rootfs / "etc/systemd/system/serial-getty@ttyS0.service"
     assert getty.readlink() == Path("/dev/null")
+    # GRUB finds its modules and a first menu that boots the root file system by label;
+    # update-grub on the VM keeps the serial console and adds any drop-in's arguments.
+    assert (rootfs / "boot/grub/i386-pc/normal.mod").read_bytes() == b"module"
+    menu = (rootfs / "boot/grub/grub.cfg").read_text()
+    assert "search --no-floppy --label root --set=root" in menu
+    assert "linux /vmlinuz root=LABEL=root ro console=ttyS0" in menu
+    default = (rootfs / "etc/default/grub").read_text()
+    assert 'GRUB_CMDLINE_LINUX="console=ttyS0 net.ifnames=0"' in default
+    subprocess.run(["sh", "-n", str(rootfs / "etc/default/grub")], check=True)
     sandbox._customise_vm(rootfs)  # a second pass is harmless
+
+
+def test_the_vm_disk_has_grub_before_one_bootable_linux_partition(tmp_path: Path) -> None:
+    boot, core, raw = tmp_path / "boot.img", tmp_path / "core.img", tmp_path / "disk.raw"
+    boot.write_bytes(bytes(range(256)) * 2)
+    core.write_bytes(b"\xc0" * 120_000)
+    size = 64 << 20
+    with raw.open("wb") as disk:
+        disk.truncate((1 << 20) + size)
+    sandbox._install_grub(raw, boot, core, size)
+    data = raw.read_bytes()[: 1 << 20]
+    assert data[:440] == boot.read_bytes()[:440]  # GRUB's boot code
+    assert data[440:446] == bytes(6)  # the disk signature is left alone
+    entry = data[446:462]
+    assert entry[0] == 0x80 and entry[4] == 0x83  # bootable, Linux
+    assert int.from_bytes(entry[8:12], "little") == 2048  # starts at 1 MiB
+    assert int.from_bytes(entry[12:16], "little") == size // 512
+    assert data[462:510] == bytes(48)  # no other partition
+    assert data[510:512] == b"\x55\xaa"
+    assert data[512 : 512 + 120_000] == core.read_bytes()  # core.img right after the MBR
+    too_big = tmp_path / "big.img"
+    too_big.write_bytes(bytes(1 << 20))
+    with pytest.raises(sandbox.SovdeployError, match="unexpected GRUB images"):
+        sandbox._install_grub(raw, boot, too_big, size)
 
 
 def test_the_vm_image_name_follows_its_recipe() -> None:

@@ -5,6 +5,8 @@ locals {
       groups  = host.groups
       address = cidrhost(var.subnet, 10 + index)
       vm      = host.vm
+      boot    = host.vm_boot
+      args    = host.vm_qemu_args
     }
   }
   containers = { for name, host in local.hosts : name => host if !host.vm }
@@ -113,7 +115,7 @@ resource "terraform_data" "vm" {
   # A new image or size recreates the VM, as a new image recreates a container.
   triggers_replace = [
     var.vm_image, var.vm_memory, var.vm_cpus, var.vm_accel, each.value.address,
-    terraform_data.network.id,
+    each.value.boot, join("\n", each.value.args), terraform_data.network.id,
   ]
 
   input = {
@@ -132,6 +134,8 @@ resource "terraform_data" "vm" {
       VM_CPUS         = tostring(var.vm_cpus)
       VM_ACCEL        = var.vm_accel
       VM_BOOT_TIMEOUT = tostring(var.vm_boot_timeout)
+      VM_BOOT         = each.value.boot
+      VM_QEMU_ARGS    = join("\n", each.value.args)
       CONTAINERS_CONF = var.containers_conf
     }
     script = "${path.module}/scripts/vm.sh"

@@ -8,12 +8,22 @@ variable "deployment" {
 }
 
 variable "hosts" {
-  description = "Hosts to create: systemd podman containers, or QEMU virtual machines where vm is true. Addresses follow list order."
+  description = "Hosts to create: systemd podman containers, or QEMU virtual machines where vm is true. Addresses follow list order. A VM boots its kernel directly (vm_boot = kernel) or through its disk's GRUB (disk: the guest's own command line applies, reboots work); vm_qemu_args are more QEMU arguments (an emulated IOMMU, an SR-IOV NIC)."
   type = list(object({
-    name   = string
-    groups = list(string)
-    vm     = optional(bool, false)
+    name         = string
+    groups       = list(string)
+    vm           = optional(bool, false)
+    vm_boot      = optional(string, "kernel")
+    vm_qemu_args = optional(list(string), [])
   }))
+  validation {
+    condition     = alltrue([for h in var.hosts : contains(["kernel", "disk"], h.vm_boot)])
+    error_message = "vm_boot must be kernel or disk."
+  }
+  validation {
+    condition     = alltrue(flatten([for h in var.hosts : [for a in h.vm_qemu_args : !strcontains(a, "\n")]]))
+    error_message = "a vm_qemu_args element must be one line."
+  }
   validation {
     condition     = alltrue([for h in var.hosts : can(regex("^[a-z0-9][a-z0-9-]{0,62}$", h.name))])
     error_message = "host names must be lower-case DNS labels (a-z, 0-9, '-')."

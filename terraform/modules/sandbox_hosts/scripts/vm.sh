@@ -11,6 +11,10 @@
 #   VM_NAME VM_DEPLOYMENT VM_STATE_DIR              always
 #   VM_ADDRESS VM_PREFIX VM_GATEWAY VM_NETWORK      start
 #   VM_IMAGE VM_KEYS VM_MEMORY VM_CPUS VM_ACCEL VM_BOOT_TIMEOUT
+#   VM_BOOT       kernel: QEMU boots the image's kernel itself (quickest); disk: the
+#                 disk's GRUB boots it, so the guest's own kernel command line applies
+#                 and a reboot boots the guest again
+#   VM_QEMU_ARGS  more QEMU arguments, one a line (an emulated IOMMU, an SR-IOV NIC)
 set -eu
 
 dir="$VM_STATE_DIR/$VM_DEPLOYMENT/$VM_NAME"
@@ -68,19 +72,30 @@ start() {
     printf 'hostname=%s\naddress=%s/%s\ngateway=%s\ndns=%s\n' \
         "$VM_NAME" "$VM_ADDRESS" "$VM_PREFIX" "$VM_GATEWAY" "${dns:-$VM_GATEWAY}" > "$dir/seed"
     mac="52:54:00:$(printf '%s' "$tap" | sha256sum | sed 's/^\(..\)\(..\)\(..\).*/\1:\2:\3/')"
+    # How it boots, then the extra arguments, as one argument list.
+    set --
+    if [ "${VM_BOOT:-kernel}" = kernel ]; then
+        set -- -kernel "$image/vmlinuz" -initrd "$image/initrd.img" -no-reboot \
+            -append "root=LABEL=root rw console=ttyS0 net.ifnames=0 panic=-1"
+    fi
+    if [ -n "${VM_QEMU_ARGS:-}" ]; then
+        while IFS= read -r arg; do
+            [ -z "$arg" ] || set -- "$@" "$arg"
+        done <<EOF
+$VM_QEMU_ARGS
+EOF
+    fi
     qemu-system-x86_64 \
         -name "$VM_NAME" -machine q35 -accel "$VM_ACCEL" -cpu max \
         -smp "$VM_CPUS" -m "$VM_MEMORY" \
-        -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-        -append "root=LABEL=root rw console=ttyS0 net.ifnames=0 panic=-1" \
         -drive "file=$dir/disk.qcow2,if=virtio,format=qcow2,discard=unmap" \
         -netdev "tap,id=net0,ifname=$tap,script=no,downscript=no" \
         -device "virtio-net-pci,netdev=net0,mac=$mac" \
         -object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0 \
         -fw_cfg "name=opt/sovdeploy/seed,file=$dir/seed" \
         -fw_cfg "name=opt/sovdeploy/authorized_keys,file=$VM_KEYS" \
-        -display none -monitor none -serial "file:$dir/console.log" -no-reboot \
-        -daemonize -pidfile "$dir/qemu.pid"
+        -display none -monitor none -serial "file:$dir/console.log" \
+        -daemonize -pidfile "$dir/qemu.pid" "$@"
     deadline=$(($(date +%s) + VM_BOOT_TIMEOUT))
     until timeout 2 bash -c "echo > /dev/tcp/$VM_ADDRESS/22" 2> /dev/null; do
         if [ "$(date +%s)" -ge "$deadline" ] || [ ! -d "/proc/$(cat "$dir/qemu.pid")" ]; then

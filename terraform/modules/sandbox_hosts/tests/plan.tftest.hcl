@@ -122,3 +122,39 @@ run "a_vm_host_needs_the_vm_image" {
 
   expect_failures = [terraform_data.vm["log1"]]
 }
+
+run "a_vm_boots_from_its_disk_with_extra_devices_when_asked" {
+  command = plan
+
+  variables {
+    vm_image = "/var/lib/sovdeploy/vm-images/abc"
+    hosts = [
+      { name = "log1", groups = ["logging"], vm = true },
+      {
+        name = "cmp1", groups = ["compute"], vm = true, vm_boot = "disk",
+        vm_qemu_args = ["-device", "intel-iommu", "-device", "pci-testdev,addr=0x10"]
+      },
+    ]
+  }
+
+  assert {
+    condition = (
+      terraform_data.vm["log1"].input.environment.VM_BOOT == "kernel" &&
+      terraform_data.vm["log1"].input.environment.VM_QEMU_ARGS == "" &&
+      terraform_data.vm["cmp1"].input.environment.VM_BOOT == "disk" &&
+      terraform_data.vm["cmp1"].input.environment.VM_QEMU_ARGS == "-device\nintel-iommu\n-device\npci-testdev,addr=0x10"
+    )
+    error_message = "a VM boots its kernel directly unless asked to boot from disk, and gets its extra QEMU arguments one a line"
+  }
+}
+
+run "a_vm_boot_mode_is_kernel_or_disk" {
+  command = plan
+
+  variables {
+    vm_image = "/var/lib/sovdeploy/vm-images/abc"
+    hosts    = [{ name = "cmp1", groups = ["compute"], vm = true, vm_boot = "pxe" }]
+  }
+
+  expect_failures = [var.hosts]
+}
