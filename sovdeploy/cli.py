@@ -439,10 +439,10 @@ def _context(
         finally:
             # After the ledger's final checkpoint, failed commands included: the log
             # host should hold the record of a failure most of all.
-            forward_ledger(state)
+            forward_ledger(state, console)
 
 
-def forward_ledger(state: StateDir) -> None:
+def forward_ledger(state: StateDir, console: Console | None = None) -> None:
     """Post the orchestrator's new ledger records to the log host, if there is one yet.
 
     A log host that cannot be reached does not fail the command: the records are
@@ -460,7 +460,9 @@ def forward_ledger(state: StateDir) -> None:
         )
         return
     if done.sent:
-        out.print(f"[dim]ledger: {done.sent} record(s) forwarded to {ep.host} ({ep.url})[/dim]")
+        (console or out).print(
+            f"[dim]ledger: {done.sent} record(s) forwarded to {ep.host} ({ep.url})[/dim]"
+        )
 
 
 @main.command()
