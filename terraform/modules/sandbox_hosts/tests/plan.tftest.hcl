@@ -131,7 +131,7 @@ run "a_vm_boots_from_its_disk_with_extra_devices_when_asked" {
     hosts = [
       { name = "log1", groups = ["logging"], vm = true },
       {
-        name = "cmp1", groups = ["compute"], vm = true, vm_boot = "disk",
+        name         = "cmp1", groups = ["compute"], vm = true, vm_boot = "disk",
         vm_qemu_args = ["-device", "intel-iommu", "-device", "pci-testdev,addr=0x10"]
       },
     ]

@@ -28,7 +28,9 @@ def test_the_iommu_is_on_and_vfio_pci_holds_the_device(host):
     devices = host.run(
         "grep -l 0x0005 /sys/bus/pci/devices/*/device | xargs -n1 dirname"
     ).stdout.split()
-    test_devices = [d for d in devices if host.file(f"{d}/vendor").content_string.strip() == "0x1b36"]
+    test_devices = [
+        d for d in devices if host.file(f"{d}/vendor").content_string.strip() == "0x1b36"
+    ]
     assert len(test_devices) == 1
     driver = host.run(f"readlink -f {test_devices[0]}/driver").stdout.strip()
     assert driver.endswith("/vfio-pci")
