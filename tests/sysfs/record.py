@@ -90,8 +90,10 @@ def write(tree: Tree, root: Path) -> None:
         pages = root / f"kernel/mm/hugepages/hugepages-{size}kB"
         _write(pages / "nr_hugepages", "0")
         _write(pages / "free_hugepages", "0")
+    # Git keeps no empty directory: every directory the reader lists holds a file, as in /sys.
     for unit in tree.iommu_units:
-        (root / "class/iommu" / unit).mkdir(parents=True)
+        _write(root / "devices/virtual/iommu" / unit / "uevent", "")
+        _link(root / "class/iommu" / unit, f"../../devices/virtual/iommu/{unit}")
     (root / "bus/pci/devices").mkdir(parents=True)
     (root / "kernel/iommu_groups").mkdir(parents=True, exist_ok=True)
     for dev in tree.devices:
@@ -103,8 +105,10 @@ def write(tree: Tree, root: Path) -> None:
         _write(d / "numa_node", str(dev.node))
         if dev.driver:
             _link(d / "driver", f"../../../../bus/pci/drivers/{dev.driver}")
-        for ifname in dev.net:
-            (d / "net" / ifname).mkdir(parents=True)
+        for index, ifname in enumerate(dev.net):
+            bus, slot = int(dev.address[5:7], 16), int(dev.address[8:10], 16)
+            mac = f"0c:42:a1:{bus:02x}:{slot:02x}:{index:02x}"
+            _write(d / "net" / ifname / "address", mac)
         if dev.totalvfs is not None:
             _write(d / "sriov_totalvfs", str(dev.totalvfs))
             _write(d / "sriov_numvfs", "0")
