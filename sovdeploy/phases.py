@@ -416,10 +416,10 @@ def accel_vars(ctx: Context) -> dict[str, Any]:
 
 
 def _accelerators(ctx: Context) -> str:
-    plans = accel_vars(ctx)["accel_plans"]
-    if not plans:
+    found = accel_vars(ctx)
+    if not found["accel_plans"]:
         return "no host declares GPUs, SR-IOV VFs or DPDK"
-    return playbook_phase("accelerators", check=False, extravars=accel_vars)(ctx)
+    return playbook_phase("accelerators", check=False, extravars=lambda _ctx: found)(ctx)
 
 
 def logging_vars(ctx: Context) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sovdeploy.catalogue import Catalogue
 from sovdeploy.findings import Finding, locate
-from sovdeploy.hostplan import Topology, hugepage_bytes, nic_node, plan, pmd_nodes
+from sovdeploy.hostplan import Topology, cpu_sets, hugepage_bytes, nic_node, pmd_nodes, topology
 from sovdeploy.model import Deployment, GpuMode, Host
 from sovdeploy.sysfs import format_cpulist, parse_cpulist
 
@@ -83,9 +83,7 @@ class _Checker:
                 "declare sovdeploy_hardware.cpu (vendor, numa_nodes, cores_per_node, "
                 "threads_per_core), or run `sovdeploy discover` on the host",
             )
-        topo = Topology.discovered(self.facts) if self.facts else None
-        if topo is None and hw.cpu is not None:
-            topo = Topology.declared(hw.cpu, hw.memory_gib)
+        topo = topology(self.host, self.facts)
         if topo is not None:
             yield from self.cpus(topo)
             yield from self.hugepages(topo)
@@ -186,9 +184,10 @@ class _Checker:
 
     def cpus(self, topo: Topology) -> Iterator[Finding]:
         hw = self.host.hardware
-        derived = plan(self.host, self.catalogue, self.facts).cpus
-        if derived is None:
+        # The plan places CPUs on DPDK and compute hosts only.
+        if hw.dpdk is None and "compute" not in self.host.groups:
             return
+        derived = cpu_sets(self.host, topo, self.facts)
         explicit = {
             ("cpu", "reserved_cpus"): hw.cpu.reserved_cpus if hw.cpu else None,
             ("cpu", "guest_cpus"): hw.cpu.guest_cpus if hw.cpu else None,
