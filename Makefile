@@ -73,7 +73,7 @@ terraform-test: venv
 # through HAProxy; `make molecule-long` runs their own scenarios. So do mariadb,
 # memcached and ovn (4 to 5 minutes each), which every service and the server that
 # aio's verify boots depend on, to keep `make test` within CI's time.
-MOLECULE_LONG = keystone horizon placement glance cinder neutron nova mariadb memcached ovn
+MOLECULE_LONG = keystone horizon placement glance cinder neutron nova tenancy mariadb memcached ovn
 MOLECULE_ALL = $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 MOLECULE_ROLES = $(filter-out $(MOLECULE_LONG),$(MOLECULE_ALL))
 define molecule_roles

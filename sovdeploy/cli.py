@@ -206,13 +206,13 @@ def discover_cmd(
     hardware preflight, writes discovery/<host>.host_vars.yml there, and reports drift
     from the inventory and preflight findings. Exits 2 when the preflight refuses a host.
     """
-    cat = catalogue.load()
     if sysfs_root is not None and not hosts:
-        _discover_here(sysfs_root, cat, as_json)
+        _discover_here(sysfs_root, catalogue.load(), as_json)
         return
     if sysfs_root is not None and len(hosts) != 1:
         raise UsageError("--sysfs-root is one host's tree: name that host with one --host")
     loaded = inv.load(inventory, hardware=False)
+    cat = catalogue.for_deployment(loaded.deployment)
     known = {h.name for h in loaded.deployment.hosts}
     unknown = [h for h in hosts if h not in known]
     if unknown:

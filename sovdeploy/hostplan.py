@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sovdeploy.catalogue import Catalogue, GpuModel
-from sovdeploy.model import Cpu, GpuMode, Host
+from sovdeploy.model import Cpu, Deployment, FlavorSize, GpuMode, Host
 from sovdeploy.sysfs import format_cpulist, parse_cpulist
 
 if TYPE_CHECKING:
@@ -400,12 +400,69 @@ def _nova(
     return nova
 
 
+#: The hugepage size a DPDK flavor asks for (``hw:mem_page_size`` takes KiB units).
+_PAGE_SIZE = {"2M": "2MB", "1G": "1GB"}
+
+
+def flavors(deployment: Deployment, catalogue: Catalogue) -> list[dict[str, Any]]:
+    """The flavors guests ask for accelerators through, from every compute host's hardware.
+
+    A passthrough model gets ``gpu.<alias>.x<k>`` for k = 1, 2, 4, ... up to the most any
+    host has; a vGPU or MIG-backed vGPU type gets ``vgpu.<type>``; hosts with OVS-DPDK get
+    ``dpdk.<size>``: pinned, hugepage-backed guests, as vhost-user ports need.
+    """
+    size = deployment.settings.flavor_size
+    most: dict[str, tuple[int, GpuModel]] = {}
+    vgpu_types: set[str] = set()
+    pages: set[str] = set()
+    for host in deployment.hosts_in("compute"):
+        for gpu in host.hardware.gpus:
+            model = catalogue.gpu(gpu.pci_id)
+            if model is None:
+                continue
+            if gpu.mode is GpuMode.PASSTHROUGH:
+                name = alias_name(model)
+                most[name] = (max(gpu.count, most.get(name, (0, model))[0]), model)
+            elif gpu.profile:
+                mig = gpu.mode is GpuMode.MIG
+                vgpu_types.add(model.mig_vgpu_type(gpu.profile) if mig else gpu.profile)
+        if host.hardware.dpdk is not None:
+            pages.add(host.hardware.dpdk.hugepage_size)
+    out: list[dict[str, Any]] = []
+    for alias, (count, model) in sorted(most.items()):
+        k = 1
+        while k <= count:
+            specs = {"pci_passthrough:alias": f"{alias}:{k}"}
+            out.append(_flavor(f"gpu.{alias}.x{k}", size, k, specs, f"{k} x {model.name}"))
+            k *= 2
+    for vgpu in sorted(vgpu_types):
+        out.append(_flavor(f"vgpu.{vgpu}", size, 1, {"resources:VGPU": "1"}, f"vGPU {vgpu}"))
+    for page in sorted(pages):
+        specs = {"hw:cpu_policy": "dedicated", "hw:mem_page_size": _PAGE_SIZE[page]}
+        name = f"dpdk.{page.lower()}"
+        out.append(_flavor(name, size, 1, specs, f"pinned, {page} hugepages (vhost-user)"))
+    return out
+
+
+def _flavor(
+    name: str, size: FlavorSize, k: int, specs: dict[str, str], description: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "vcpus": size.vcpus * k,
+        "ram": size.ram_mb * k,
+        "disk": size.disk_gb,
+        "extra_specs": specs,
+        "description": description,
+    }
+
+
 def hugepage_bytes(size: str, count: int) -> int:
     return _HUGEPAGE_BYTES[size] * count
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print ``{"accel_plans": {host: plan}}`` for an inventory, for ``ansible-playbook -e @``."""
+    """Print an inventory's ``accel_plans`` and ``accel_flavors``, for ``ansible-playbook -e @``."""
     import argparse
     import json
     from pathlib import Path
@@ -415,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("-i", "--inventory", type=Path, required=True)
     args = parser.parse_args(argv)
-    print(json.dumps({"accel_plans": plans(inventory.load(args.inventory))}, indent=1))
+    loaded = inventory.load(args.inventory)
+    print(json.dumps(tenancy_vars(loaded), indent=1))
     return 0
 
 
@@ -425,7 +483,7 @@ def host_plans(loaded: LoadedInventory) -> list[HostPlan]:
     from sovdeploy.inventory import discovered
 
     facts, _ = discovered(loaded.path, loaded.deployment)
-    cat = catalogue_mod.load()
+    cat = catalogue_mod.for_deployment(loaded.deployment)
     return [
         plan(h, cat, facts.get(h.name)) for h in loaded.deployment.hosts if h.hardware.accelerated
     ]
@@ -434,6 +492,14 @@ def host_plans(loaded: LoadedInventory) -> list[HostPlan]:
 def plans(loaded: LoadedInventory) -> dict[str, dict[str, Any]]:
     """Every accelerated host's plan as the accel_host role's variables."""
     return {p.host: p.as_vars() for p in host_plans(loaded)}
+
+
+def tenancy_vars(loaded: LoadedInventory) -> dict[str, Any]:
+    """Every accelerated host's plan and the deployment's accelerator flavors."""
+    from sovdeploy import catalogue as catalogue_mod
+
+    cat = catalogue_mod.for_deployment(loaded.deployment)
+    return {"accel_plans": plans(loaded), "accel_flavors": flavors(loaded.deployment, cat)}
 
 
 if __name__ == "__main__":

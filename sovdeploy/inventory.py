@@ -411,7 +411,7 @@ def hardware_findings(
     from sovdeploy.discover import drift
     from sovdeploy.policy import hardware
 
-    cat = catalogue.load()
+    cat = catalogue.for_deployment(deployment)
     facts, findings = discovered(path, deployment)
     findings.extend(hardware.check(deployment, cat, facts, host_raw))
     for host in deployment.hosts:

@@ -173,6 +173,69 @@ class GpuMode(StrEnum):
 CpuList = Annotated[str, StringConstraints(pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")]
 
 
+_MIG = re.compile(r"^(?P<slices>\d)g\.(?P<gb>\d+)gb$")
+
+
+class GpuModel(Strict):
+    """A catalogue entry for an accelerator (``sovdeploy/data/accelerators.yml`` has the fields)."""
+
+    name: str = Field(description="product name, as discover and validate print it")
+    vendor: Literal["nvidia", "amd", "intel", "other"] = Field(description="maker")
+    memory_gb: int = Field(ge=0, description="board memory, GB")
+    modes: tuple[GpuMode, ...] = Field(min_length=1, description="passthrough, vgpu, mig")
+    host_drivers: tuple[str, ...] = Field(
+        default=(), description="kernel modules kept off the device when it is passed through"
+    )
+    vgpu_prefix: str | None = Field(default=None, description="vGPU type name prefix")
+    vgpu_memory_gb: tuple[int, ...] = Field(
+        default=(), description="frame buffer sizes of the time-sliced vGPU types"
+    )
+    mig_profiles: tuple[str, ...] = Field(default=(), description="MIG profiles (1g.10gb)")
+
+    def vgpu_types(self) -> tuple[str, ...]:
+        """Time-sliced vGPU type names, e.g. ``H100XM-10C``."""
+        return tuple(f"{self.vgpu_prefix}-{gb}C" for gb in self.vgpu_memory_gb)
+
+    def mig_vgpu_type(self, profile: str) -> str:
+        """The MIG-backed vGPU type of a MIG profile: ``1g.10gb`` → ``H100XM-1-10C``."""
+        match = _MIG.match(profile)
+        if match is None:
+            raise ValueError(f"not a MIG profile: {profile}")
+        return f"{self.vgpu_prefix}-{match['slices']}-{match['gb']}C"
+
+    def profiles(self, mode: GpuMode) -> tuple[str, ...]:
+        """The profiles a mode accepts (none for passthrough)."""
+        if mode is GpuMode.VGPU:
+            return self.vgpu_types()
+        if mode is GpuMode.MIG:
+            return self.mig_profiles
+        return ()
+
+
+class NicModel(Strict):
+    """A catalogue entry for an SR-IOV or DPDK capable NIC."""
+
+    name: str = Field(description="product name")
+    max_vfs: int = Field(ge=0, description="most SR-IOV VFs the NIC offers")
+    vf_id: str | None = Field(default=None, description="PCI vendor:device of its VFs")
+    dpdk_driver: str = Field(description="driver DPDK needs the port bound to")
+
+
+class FlavorSize(Strict):
+    """One accelerator's share of a flavor; a flavor with k GPUs gets k times it."""
+
+    vcpus: int = Field(default=8, ge=1, description="vCPUs")
+    ram_mb: int = Field(default=32768, ge=64, description="memory, MB")
+    disk_gb: int = Field(default=80, ge=0, description="root disk, GB")
+
+
+class LocalCatalogue(Strict):
+    """Catalogue entries of this deployment, added to (or replacing) the shipped ones by ID."""
+
+    gpus: dict[PciId, GpuModel] = Field(default={}, description="accelerators by vendor:device")
+    nics: dict[PciId, NicModel] = Field(default={}, description="NICs by vendor:device")
+
+
 class Gpu(Strict):
     """GPUs of one model in a host, all used the same way."""
 
@@ -304,6 +367,14 @@ class Settings(Strict):
     )
     sandbox: Sandbox = Field(default=Sandbox(), description="sandbox provisioner settings")
     waivers: tuple[Waiver, ...] = Field(default=(), description="time-limited policy exceptions")
+    flavor_size: FlavorSize = Field(
+        default=FlavorSize(),
+        description="size of the GPU, vGPU and DPDK flavors the tenancy phase creates",
+    )
+    catalogue: LocalCatalogue = Field(
+        default=LocalCatalogue(),
+        description="accelerators and NICs the shipped catalogue lacks, by PCI ID",
+    )
 
 
 #: Per-host ``sovdeploy_*`` variables (host_vars); everything else is deployment-wide.

@@ -409,10 +409,14 @@ def _render(ctx: Context, name: str, extravars: dict[str, Any] | None = None) ->
 
 
 def accel_vars(ctx: Context) -> dict[str, Any]:
-    """Each accelerated host's derived plan, for the accel_host role (``accel_plans``)."""
+    """The derived plans and flavors of the deployment's hosts.
+
+    ``accel_plans`` (one plan a host) is read by the host roles and nova; ``accel_flavors``
+    are the flavors tenants ask for accelerators through.
+    """
     from sovdeploy import hostplan
 
-    return {"accel_plans": hostplan.plans(ctx.inventory)}
+    return hostplan.tenancy_vars(ctx.inventory)
 
 
 def _accelerators(ctx: Context) -> str:
@@ -472,6 +476,75 @@ def _openstack(ctx: Context) -> str:
         record_artifact(ctx, clouds, secure)
         summary += f"; credentials in {clouds}"
     return summary
+
+
+def _configured_mirror(ctx: Context) -> Path | None:
+    """The provider mirror, where one is declared and on this machine."""
+    try:
+        mirror = _provider_mirror(ctx)
+    except UsageError:
+        return None
+    return mirror if mirror.is_dir() else None
+
+
+def tenancy_workspace(
+    ctx: Context, flavors: list[dict[str, Any]], mirror: Path
+) -> terraform.Workspace:
+    """terraform/modules/tenancy, reaching the cloud through the operator's clouds.yaml."""
+    s = ctx.deployment.settings
+    return terraform.Workspace(
+        workdir=ctx.state.terraform_dir("tenancy"),
+        module=project_root() / "terraform" / "modules" / "tenancy",
+        inputs={"flavors": flavors},
+        backend=(s.terraform_backend.type, dict(s.terraform_backend.config)),
+        plugin_mirror=mirror,
+        env={
+            "OS_CLOUD": s.deployment,
+            "OS_CLIENT_CONFIG_FILE": str(ctx.state.root / "clouds.yaml"),
+            "OS_CLIENT_SECURE_FILE": str(ctx.state.root / "secure.yaml"),
+        },
+    )
+
+
+def _tenancy(ctx: Context) -> str:
+    if not _has_openstack(ctx):
+        return "no OpenStack in this deployment"
+    found = accel_vars(ctx)
+    flavors = found["accel_flavors"]
+    if not flavors:
+        return "no compute host declares GPUs or DPDK: no flavors to create"
+    names = ", ".join(f["name"] for f in flavors)
+    mirror = _configured_mirror(ctx)
+    if mirror is None:
+        # No provider mirror: the same flavors from the same data, through openstack.cloud.
+        ran = playbook_phase("tenancy", check=False, extravars=lambda _ctx: found)(ctx)
+        return f"flavors {names} (openstack.cloud); {ran}"
+    write_clouds(ctx, vault_values(ctx))
+    ws = tenancy_workspace(ctx, flavors, mirror)
+    ctx.progress.step("terraform init")
+    terraform.init(ws, on_line=ctx.progress.step)
+    summary = terraform.plan(ws, on_line=ctx.progress.step)
+    record_artifact(ctx, ws.workdir / "main.tf.json")
+    if summary.changes:
+        ctx.progress.step(f"terraform apply: {summary.describe()}")
+        terraform.apply(ws, on_line=ctx.progress.step)
+        ctx.run.record("terraform_apply", module=ws.module.name, summary=summary.describe())
+    return f"flavors {names} (terraform: {summary.describe()})"
+
+
+def _tenancy_plan(ctx: Context) -> str:
+    if not _has_openstack(ctx):
+        return "no OpenStack in this deployment"
+    flavors = accel_vars(ctx)["accel_flavors"]
+    for flavor in flavors:
+        specs = ", ".join(f"{k}={v}" for k, v in flavor["extra_specs"].items())
+        ctx.progress.console.print(
+            f"    flavor {flavor['name']}: {flavor['vcpus']} vCPU, {flavor['ram']} MB, "
+            f"{flavor['disk']} GB; {specs}",
+            markup=False,
+        )
+    path = "terraform" if _configured_mirror(ctx) else "openstack.cloud"
+    return f"would ensure {len(flavors)} flavor(s) ({path})"
 
 
 def vault_values(ctx: Context) -> dict[str, Any]:
@@ -653,6 +726,12 @@ PHASES: tuple[Phase, ...] = (
         "CA, MariaDB, RabbitMQ, memcached, HAProxy and the OpenStack services (Ansible)",
         _openstack,
         playbook_phase("openstack", check=True, extravars=accel_vars),
+    ),
+    Phase(
+        "tenancy",
+        "flavors for the declared GPUs, vGPU types and DPDK hosts (Terraform or Ansible)",
+        _tenancy,
+        _tenancy_plan,
     ),
     Phase(
         "logging",

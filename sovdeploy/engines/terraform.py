@@ -64,6 +64,7 @@ class Workspace:
         sensitive: values passed only through ``TF_VAR_*`` in the environment, never on disk.
         backend: backend type and settings; ``local`` keeps state in ``workdir``.
         plugin_mirror: filesystem mirror of providers, or None when the module needs none.
+        env: more environment for Terraform (where a provider finds its configuration).
 
     """
 
@@ -74,6 +75,7 @@ class Workspace:
     backend: tuple[str, Mapping[str, Any]] = ("local", {})
     plugin_mirror: Path | None = None
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def plan_file(self) -> Path:
@@ -140,6 +142,7 @@ def _env(ws: Workspace) -> dict[str, str]:
         TF_INPUT="0",
         CHECKPOINT_DISABLE="1",
     )
+    env.update(ws.env)
     for name, value in ws.sensitive.items():
         env[f"TF_VAR_{name}"] = json.dumps(value)
     return env

@@ -98,7 +98,8 @@ class _Checker:
                     "hardware.unknown_gpu",
                     ["gpus", i, "pci_id"],
                     f"GPU {gpu.pci_id} is not in the accelerator catalogue",
-                    "add it to sovdeploy/data/accelerators.yml (one entry), or fix the ID; "
+                    "declare it under sovdeploy_catalogue.gpus in group_vars/all (one entry, "
+                    "the fields of sovdeploy/data/accelerators.yml), or fix the ID; "
                     "`sovdeploy discover` prints the IDs a host has",
                     gpu.pci_id,
                 )

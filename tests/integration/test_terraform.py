@@ -49,12 +49,14 @@ def test_sandbox_hosts_native_tests(tmp_path):
 
 @pytest.mark.skipif(
     not MIRROR,
-    reason="SOVDEPLOY_TF_PLUGIN_MIRROR is not set: no provider mirror "
-    "holds openshift-metal3/ironic on this machine, and no registry is reachable",
+    reason="SOVDEPLOY_TF_PLUGIN_MIRROR is not set: no provider mirror holds "
+    "openshift-metal3/ironic or terraform-provider-openstack/openstack on this machine, "
+    "and no registry is reachable",
 )
+@pytest.mark.parametrize("module", ["baremetal", "tenancy"])
 @pytest.mark.parametrize("command", [("validate", "-no-color"), ("test", "-no-color")])
-def test_baremetal_module(command, tmp_path):
-    init = tf(MODULES / "baremetal", "init", "-input=false", "-backend=false", tmp_path=tmp_path)
+def test_provider_modules(module, command, tmp_path):
+    init = tf(MODULES / module, "init", "-input=false", "-backend=false", tmp_path=tmp_path)
     assert init.returncode == 0, init.stdout + init.stderr
-    proc = tf(MODULES / "baremetal", *command, tmp_path=tmp_path)
+    proc = tf(MODULES / module, *command, tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -60,6 +60,14 @@ def test_plan_says_what_it_skips_and_what_it_rendered(plan):
     assert "need the host's state" in output
 
 
+def test_plan_lists_the_flavors_the_tenancy_phase_would_make(plan):
+    _, output = plan
+    assert "tenancy done" in output and "would ensure 6 flavor(s) (openstack.cloud)" in output
+    assert "flavor gpu.h100-sxm5-80gb.x8: 64 vCPU, 262144 MB, 80 GB; " in output
+    assert "pci_passthrough:alias=h100-sxm5-80gb:8" in output
+    assert "flavor vgpu.L40S-12C: " in output
+
+
 def test_three_controllers_form_one_galera_cluster(plan):
     for host, address in CONTROLLERS.items():
         cnf = _ini(_out(plan) / host / "etc/mysql/mariadb.conf.d/99-sovdeploy.cnf")

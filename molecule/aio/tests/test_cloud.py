@@ -227,3 +227,135 @@ def test_the_log_is_archived_worm_and_verifies_from_the_archive(ctl, address, ca
     with pytest.raises(ClientError) as denied:
         uploader.delete_object(Bucket=bucket.name, Key=first["Key"])
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
+
+
+# -- a PCI device as a GPU: Placement and the PCI filter ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def accel():
+    """prepare's derivation (`python -m sovdeploy.hostplan` on the scenario inventory with
+    the compute host's stand-in GPU): the plans, the flavors, and the alias."""
+    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "accel.json"
+    derived = json.loads(path.read_text())
+    if not derived["accel_plans"]:
+        pytest.skip("no virtio balloon or entropy device on this machine to stand in for a GPU")
+    (host, plan), *_ = derived["accel_plans"].items()
+    (alias,) = plan["nova"]["pci"]["alias"]
+    return {"host": host, "alias": alias, "flavors": derived["accel_flavors"]}
+
+
+def _pci_providers(conn, rc, wait=180):
+    """Placement's providers with inventory of resource class ``rc``: {name: total}. The
+    compute host reports its PCI devices at start and then every minute."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = {}
+        providers = conn.placement.get(
+            f"/resource_providers?resources={rc}:1", microversion="1.14"
+        ).json()["resource_providers"]
+        for rp in providers:
+            inventory = conn.placement.get(
+                f"/resource_providers/{rp['uuid']}/inventories", microversion="1.14"
+            ).json()["inventories"]
+            found[rp["name"]] = inventory[rc]["total"]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(10)
+
+
+def _resource_class(alias):
+    return f"CUSTOM_PCI_{alias['vendor_id']}_{alias['product_id']}".upper()
+
+
+def test_the_stand_in_gpu_is_reported_in_placement(conn, accel):
+    """nova-compute's device_spec (derived from the declared GPU) makes the device a
+    child provider of the compute host, with one unit of the device's resource class."""
+    found = _pci_providers(conn, _resource_class(accel["alias"]))
+    assert len(found) == 1, found
+    ((name, total),) = found.items()
+    assert name.startswith(accel["host"]) and re.search(r"_[0-9a-f]{4}:[0-9a-f]{2}:", name)
+    assert total == 1
+
+
+def _boot_and_wait(conn, flavor, image):
+    server = conn.compute.create_server(
+        name=f"aio-pci-{uuid.uuid4().hex[:8]}",
+        flavor_id=flavor.id,
+        image_id=image.id,
+        networks="none",
+    )
+    return conn.compute.wait_for_server(server, status="ERROR", failures=["ACTIVE"], wait=600)
+
+
+def _events(conn, server):
+    """Every event of the server's create action: (event, host, result, traceback)."""
+    (action,) = [a for a in conn.compute.server_actions(server) if a.action == "create"]
+    detail = conn.compute.get_server_action(action.request_id, server)
+    return [
+        (e["event"], e.get("host"), e["result"], e.get("traceback") or "") for e in detail.events
+    ]
+
+
+@pytest.fixture(scope="module")
+def blank_image(conn, tmp_path_factory):
+    path = tmp_path_factory.mktemp("image") / "blank.raw"
+    path.write_bytes(bytes(1 << 20))
+    image = conn.image.create_image(
+        name=f"aio-pci-{uuid.uuid4().hex[:8]}",
+        filename=str(path),
+        disk_format="raw",
+        container_format="bare",
+        wait=True,
+    )
+    yield image
+    conn.image.delete_image(image, ignore_missing=True)
+
+
+def test_a_gpu_flavor_is_scheduled_by_the_pci_filter_and_stops_at_the_vfio_attach(
+    conn, accel, blank_image
+):
+    """The tenancy phase's flavor for one device: Placement and the PCI filter send the
+    server to the host with the device; there libvirt refuses to attach it, as the
+    sandbox has no VFIO (no IOMMU, no /dev/vfio): on hardware this is where it boots."""
+    flavor = conn.compute.find_flavor(f"gpu.{accel['alias']['name']}.x1", ignore_missing=False)
+    assert flavor.extra_specs == {"pci_passthrough:alias": f"{accel['alias']['name']}:1"}
+    server = _boot_and_wait(conn, flavor, blank_image)
+    try:
+        events = _events(conn, server)
+        scheduled = [e for e in events if e[0] == "conductor_schedule_and_build_instances"]
+        assert [e[2] for e in scheduled] == ["Success"], events
+        built = [e for e in events if e[0] == "compute__do_build_and_run_instance"]
+        assert built and built[0][1] == accel["host"] and built[0][2] == "Error", events
+        assert re.search(r"VFIO|passthrough", built[0][3]), built[0][3]
+    finally:
+        conn.compute.delete_server(server)
+        conn.compute.wait_for_delete(server, wait=300)
+    # The failed build gave the device back.
+    usages = conn.placement.get(
+        f"/usages?project_id={conn.current_project_id}", microversion="1.14"
+    ).json()["usages"]
+    assert usages.get(_resource_class(accel["alias"]), 0) == 0
+
+
+def test_more_devices_than_any_host_has_is_refused_at_scheduling(conn, accel, blank_image):
+    """A flavor asking for two of the alias, where the only host has one: no valid host,
+    and no compute host was tried."""
+    flavor = conn.compute.create_flavor(
+        name=f"aio-pci-x2-{uuid.uuid4().hex[:8]}", ram=256, vcpus=1, disk=1
+    )
+    try:
+        conn.compute.create_flavor_extra_specs(
+            flavor, {"pci_passthrough:alias": f"{accel['alias']['name']}:2"}
+        )
+        server = _boot_and_wait(conn, flavor, blank_image)
+        try:
+            assert "No valid host" in server.fault["message"], server.fault
+            events = _events(conn, server)
+            assert [e[0] for e in events] == ["conductor_schedule_and_build_instances"], events
+            assert events[0][2] == "Error"
+        finally:
+            conn.compute.delete_server(server)
+            conn.compute.wait_for_delete(server, wait=300)
+    finally:
+        conn.compute.delete_flavor(flavor)
