@@ -384,7 +384,9 @@ def _render(ctx: Context, name: str, extravars: dict[str, Any] | None = None) ->
         extravars,
     )
     for skipped in report.skipped:
-        ctx.progress.step(f"not rendered: {skipped.host}:{skipped.dest} ({skipped.reason})")
+        ctx.progress.console.print(
+            f"    not rendered: {skipped.host}:{skipped.dest} ({skipped.reason})", markup=False
+        )
     ctx.run.record(
         "render",
         phase=name,

@@ -287,6 +287,8 @@ class _Renderer:
         except AnsibleError as exc:
             # Ansible's message repeats the whole value; its last clause says what is missing.
             reason = str(exc).strip().splitlines()[-1].rsplit(": ", 1)[-1]
+            if "{{" in dest:
+                dest = self._dest_alone(scope, dest)
             self.report.skipped.append(Skipped(host, role, dest, reason))
             return
         path = self.out / host / dest.lstrip("/")
@@ -294,6 +296,34 @@ class _Renderer:
         path.write_text(str(text), encoding="utf-8")
         path.chmod(0o600)
         self.report.rendered.append(Rendered(host, role, dest, path))
+
+    def _dest_alone(self, scope: dict[str, Any], raw: str) -> str:
+        """``raw`` templated where the variable it reads has a value that cannot be.
+
+        Each mapping it names keeps only its keys that template: ``service_setup_config``
+        keeps its ``dest`` when its ``sections`` need the host.
+        """
+        from ansible.errors import AnsibleError
+        from jinja2 import Environment, meta
+
+        templar = self._templar(scope)
+        reduced: dict[str, Any] = {}
+        # Parsed only, to learn the names it reads; nothing is rendered with this environment.
+        parsed = Environment(autoescape=True).parse(raw)
+        for name in meta.find_undeclared_variables(parsed):
+            value = scope.get(name)
+            if not isinstance(value, dict):
+                continue
+            reduced[name] = {}
+            for key, item in value.items():
+                try:
+                    reduced[name][key] = templar.template(item)
+                except AnsibleError:
+                    continue
+        try:
+            return str(self._templar({**scope, **reduced}).template(raw))
+        except AnsibleError:
+            return raw
 
 
 _NO_LOOP = object()

@@ -22,6 +22,18 @@ def accel_aliases(plans: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return sorted(seen.values(), key=lambda a: (str(a.get("name")), json.dumps(a, sort_keys=True)))
 
 
+def sriov_physnets(plans: Mapping[str, Any] | None) -> list[str]:
+    """The physical networks of every host's SR-IOV VFs, once each, sorted."""
+    return sorted(
+        {
+            vfs["physnet"]
+            for plan in (plans or {}).values()
+            for vfs in (plan or {}).get("vfs", [])
+            if vfs.get("physnet")
+        }
+    )
+
+
 def nova_accel_conf(
     plan: Mapping[str, Any] | None,
     aliases: list[dict[str, Any]],
@@ -82,6 +94,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "accel_aliases": accel_aliases,
+            "sriov_physnets": sriov_physnets,
             "nova_accel_conf": nova_accel_conf,
             "mdev_type_ids": mdev_type_ids,
         }

@@ -77,6 +77,16 @@ def test_every_nova_host_gets_the_deployments_aliases_once() -> None:
     assert _render("{{ {} | accel_aliases }}") == []
 
 
+def test_the_sriov_physnets_of_every_host_once_each() -> None:
+    plans = {
+        "a": {"vfs": [{"nic": "p0", "physnet": "sriov-b"}, {"nic": "p1", "physnet": None}]},
+        "b": {"vfs": [{"nic": "p0", "physnet": "sriov-a"}, {"nic": "p1", "physnet": "sriov-b"}]},
+        "c": {},
+    }
+    assert _render("{{ plans | sriov_physnets }}", plans=plans) == ["sriov-a", "sriov-b"]
+    assert _render("{{ {} | sriov_physnets }}") == []
+
+
 def test_a_compute_host_gets_its_pci_vgpu_and_cpu_sections() -> None:
     plans = _example_plans()
     conf = _render(
@@ -133,3 +143,31 @@ def test_a_list_of_mappings_is_written_once_per_mapping() -> None:
     assert 'alias = {"name": "a", "vendor_id": "10de"}\nalias = {"name": "b"}\n' in text
     assert "report_in_placement = true" in text
     assert "enabled_filters = A,B" in text
+
+
+def test_ovn_runs_the_userspace_datapath_on_dpdk_hosts_and_hosts_sriov_ports() -> None:
+    """The ovn role's defaults, templated as the role does, over example-eu's plans."""
+    from pathlib import Path
+
+    import yaml
+
+    role = Path(__file__).resolve().parents[2] / "roles/ovn"
+    defaults = yaml.safe_load((role / "defaults/main.yml").read_text())
+    cms = yaml.safe_load((role / "vars/main.yml").read_text())["_ovn_external_ids"][
+        "ovn-cms-options"
+    ]
+    plans = _example_plans()
+
+    def value(expression: str, host: str, **extra: Any) -> Any:
+        return _render(expression, accel_plans=plans, inventory_hostname=host, **extra)
+
+    assert value(defaults["ovn_datapath_type"], "net01") == "netdev"
+    assert value(defaults["ovn_datapath_type"], "gpu01") == "system"
+    physnets = value(defaults["ovn_sriov_physnets"], "net01")
+    assert physnets == ["physnet-sriov"]
+    gateway = value(cms, "net01", ovn_sriov_physnets=physnets, _ovn_is_gateway=True)
+    assert gateway == "enable-chassis-as-gw,enable-chassis-as-extport-host"
+    assert value(cms, "gpu01", ovn_sriov_physnets=physnets, _ovn_is_gateway=False) == ""
+    assert (
+        value(cms, "net01", ovn_sriov_physnets=[], _ovn_is_gateway=True) == "enable-chassis-as-gw"
+    )

@@ -94,7 +94,7 @@ def test_haproxy_serves_every_api_on_the_vip_that_keepalived_moves(plan):
 
 
 def test_compute_hosts_run_kvm_guests_on_rbd(plan):
-    for host in ("gpu01", "gpu02", "gpu03", "gpu04"):
+    for host in ("gpu01", "gpu02"):
         conf = _ini(_out(plan) / host / "etc/nova/nova.conf")
         assert conf["libvirt"]["virt_type"] == "kvm"
         assert conf["libvirt"]["images_type"] == "rbd"
@@ -131,3 +131,24 @@ def test_nova_gets_the_accelerator_plans(plan):
     assert 'alias = {"name": "h100-sxm5-80gb", ' in control
     assert "pci_in_placement = true" in control
     assert "device_spec" not in control
+
+
+def test_vgpu_hosts_nova_conf_waits_for_their_mdev_types(plan):
+    """gpu03 (MIG-backed vGPU) and gpu04 (vGPU): which mdev type ID a vGPU type has, only
+    the host's driver tells; their nova.conf is listed as not rendered, never written
+    without its [devices] section."""
+    _, output = plan
+    for host in ("gpu03", "gpu04"):
+        assert not (_out(plan) / host / "etc/nova/nova.conf").exists()
+        assert f"not rendered: {host}:/etc/nova/nova.conf (the vGPU types need the host" in output
+
+
+def test_neutron_gets_the_sriov_physnets_and_agents(plan):
+    ml2 = _ini(_out(plan) / "ctl01/etc/neutron/plugins/ml2/ml2_conf.ini")
+    assert ml2["ml2"]["mechanism_drivers"] == "ovn,sriovnicswitch"
+    assert "physnet-sriov" in ml2["ml2_type_flat"]["flat_networks"].split(",")
+    assert "physnet-sriov" in ml2["ml2_type_vlan"]["network_vlan_ranges"].split(",")
+    agent = _ini(_out(plan) / "gpu01/etc/neutron/plugins/ml2/sriov_agent.ini")
+    mappings = agent["sriov_nic"]["physical_device_mappings"]
+    assert mappings == "physnet-sriov:ens1f0np0,physnet-sriov:ens1f1np1"
+    assert agent["securitygroup"]["firewall_driver"] == "noop"
