@@ -198,8 +198,8 @@ def _provider_mirror(ctx: Context) -> Path:
     )
 
 
-def _provision(ctx: Context) -> str:
-    ws = workspace(ctx)
+def apply_workspace(ctx: Context, ws: terraform.Workspace) -> terraform.PlanSummary:
+    """init, plan and (when it changes something) apply ``ws``, each step recorded."""
     ctx.progress.step("terraform init")
     terraform.init(ws, on_line=ctx.progress.step)
     ctx.progress.step("terraform plan")
@@ -216,6 +216,12 @@ def _provision(ctx: Context) -> str:
         ctx.progress.step(f"terraform apply: {summary.describe()}")
         terraform.apply(ws, on_line=ctx.progress.step)
         ctx.run.record("terraform_apply", module=ws.module.name, summary=summary.describe())
+    return summary
+
+
+def _provision(ctx: Context) -> str:
+    ws = workspace(ctx)
+    summary = apply_workspace(ctx, ws)
     write_generated_inventory(ctx, terraform.outputs(ws))
     return f"terraform: {summary.describe()}"
 
@@ -522,15 +528,7 @@ def _tenancy(ctx: Context) -> str:
         ran = playbook_phase("tenancy", check=False, extravars=lambda _ctx: found)(ctx)
         return f"flavors {names} (openstack.cloud); {ran}"
     write_clouds(ctx, vault_values(ctx))
-    ws = tenancy_workspace(ctx, flavors, mirror)
-    ctx.progress.step("terraform init")
-    terraform.init(ws, on_line=ctx.progress.step)
-    summary = terraform.plan(ws, on_line=ctx.progress.step)
-    record_artifact(ctx, ws.workdir / "main.tf.json")
-    if summary.changes:
-        ctx.progress.step(f"terraform apply: {summary.describe()}")
-        terraform.apply(ws, on_line=ctx.progress.step)
-        ctx.run.record("terraform_apply", module=ws.module.name, summary=summary.describe())
+    summary = apply_workspace(ctx, tenancy_workspace(ctx, flavors, mirror))
     return f"flavors {names} (terraform: {summary.describe()})"
 
 

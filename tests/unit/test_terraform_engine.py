@@ -83,3 +83,18 @@ def test_invalid_input_raises_with_command_and_output(tmp_path):
         terraform.plan(ws)
     assert "terraform plan" in str(exc.value) or "plan" in exc.value.cmd
     assert "subnet must be an IPv4 CIDR" in exc.value.output_tail.replace("\n", " ")
+
+
+def test_a_workspaces_environment_reaches_terraform(tmp_path):
+    """How the tenancy module's provider finds the cloud (OS_CLOUD and the clouds.yaml
+    files): a workspace's env is terraform's environment."""
+    ws = sandbox_ws(tmp_path)
+    ws = terraform.Workspace(
+        workdir=ws.workdir,
+        module=ws.module,
+        inputs=ws.inputs,
+        env={"TF_CLI_ARGS_init": "-no-such-flag"},
+    )
+    with pytest.raises(TerraformError) as caught:
+        terraform.init(ws)
+    assert "no-such-flag" in str(caught.value)
