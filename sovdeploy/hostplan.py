@@ -499,7 +499,28 @@ def tenancy_vars(loaded: LoadedInventory) -> dict[str, Any]:
     from sovdeploy import catalogue as catalogue_mod
 
     cat = catalogue_mod.for_deployment(loaded.deployment)
-    return {"accel_plans": plans(loaded), "accel_flavors": flavors(loaded.deployment, cat)}
+    return {
+        "accel_plans": plans(loaded),
+        "accel_flavors": flavors(loaded.deployment, cat),
+        "accel_networks": networks(loaded.deployment),
+    }
+
+
+def networks(deployment: Deployment) -> list[dict[str, Any]]:
+    """The declared SR-IOV provider networks, as the tenancy role and module take them."""
+    return [
+        {
+            "name": name,
+            "physnet": net.physnet,
+            "type": net.type,
+            "vlan": net.vlan,
+            "cidr": str(net.cidr),
+            "gateway": str(net.gateway) if net.gateway else None,
+            "dhcp": net.dhcp,
+            "shared": net.shared,
+        }
+        for name, net in sorted(deployment.settings.sriov_networks.items())
+    ]
 
 
 if __name__ == "__main__":

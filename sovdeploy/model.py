@@ -10,10 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 #: The groups sovdeploy gives meaning to; an inventory may have others (e.g. per rack).
 ROLE_GROUPS: tuple[str, ...] = (
@@ -221,6 +228,30 @@ class NicModel(Strict):
     dpdk_driver: str = Field(description="driver DPDK needs the port bound to")
 
 
+class SriovNetwork(Strict):
+    """A provider network on the VFs of a physical network, for guests' SR-IOV ports."""
+
+    physnet: str = Field(description="physical network of the VFs (a NIC's physnet)")
+    type: Literal["vlan", "flat"] = Field(default="vlan", description="vlan or flat")
+    vlan: int | None = Field(default=None, ge=1, le=4094, description="VLAN ID (vlan only)")
+    cidr: IPv4Network = Field(description="the subnet's IPv4 CIDR")
+    gateway: IPv4Address | None = Field(
+        default=None, description="gateway address; none: the subnet has no gateway"
+    )
+    dhcp: bool = Field(default=True, description="OVN answers DHCP on the VFs' external ports")
+    shared: bool = Field(default=True, description="every project may attach ports to it")
+
+    @model_validator(mode="after")
+    def _segment(self) -> SriovNetwork:
+        if self.type == "vlan" and self.vlan is None:
+            raise ValueError("a vlan network needs its vlan ID")
+        if self.type == "flat" and self.vlan is not None:
+            raise ValueError("a flat network has no vlan ID")
+        if self.gateway is not None and self.gateway not in self.cidr:
+            raise ValueError(f"gateway {self.gateway} is not in {self.cidr}")
+        return self
+
+
 class FlavorSize(Strict):
     """One accelerator's share of a flavor; a flavor with k GPUs gets k times it."""
 
@@ -370,6 +401,9 @@ class Settings(Strict):
     flavor_size: FlavorSize = Field(
         default=FlavorSize(),
         description="size of the GPU, vGPU and DPDK flavors the tenancy phase creates",
+    )
+    sriov_networks: dict[Name, SriovNetwork] = Field(
+        default={}, description="provider networks on SR-IOV VFs, by name (tenancy phase)"
     )
     catalogue: LocalCatalogue = Field(
         default=LocalCatalogue(),

@@ -495,15 +495,13 @@ def _configured_mirror(ctx: Context) -> Path | None:
     return mirror if mirror.is_dir() else None
 
 
-def tenancy_workspace(
-    ctx: Context, flavors: list[dict[str, Any]], mirror: Path
-) -> terraform.Workspace:
+def tenancy_workspace(ctx: Context, found: dict[str, Any], mirror: Path) -> terraform.Workspace:
     """terraform/modules/tenancy, reaching the cloud through the operator's clouds.yaml."""
     s = ctx.deployment.settings
     return terraform.Workspace(
         workdir=ctx.state.terraform_dir("tenancy"),
         module=project_root() / "terraform" / "modules" / "tenancy",
-        inputs={"flavors": flavors},
+        inputs={"flavors": found["accel_flavors"], "networks": found["accel_networks"]},
         backend=(s.terraform_backend.type, dict(s.terraform_backend.config)),
         plugin_mirror=mirror,
         env={
@@ -518,24 +516,26 @@ def _tenancy(ctx: Context) -> str:
     if not _has_openstack(ctx):
         return "no OpenStack in this deployment"
     found = accel_vars(ctx)
-    flavors = found["accel_flavors"]
-    if not flavors:
-        return "no compute host declares GPUs or DPDK: no flavors to create"
-    names = ", ".join(f["name"] for f in flavors)
+    made = [f["name"] for f in found["accel_flavors"]] + [
+        n["name"] for n in found["accel_networks"]
+    ]
+    if not made:
+        return "no compute host declares GPUs or DPDK, no SR-IOV network is declared"
     mirror = _configured_mirror(ctx)
     if mirror is None:
-        # No provider mirror: the same flavors from the same data, through openstack.cloud.
+        # No provider mirror: the same from the same data, through openstack.cloud.
         ran = playbook_phase("tenancy", check=False, extravars=lambda _ctx: found)(ctx)
-        return f"flavors {names} (openstack.cloud); {ran}"
+        return f"{', '.join(made)} (openstack.cloud); {ran}"
     write_clouds(ctx, vault_values(ctx))
-    summary = apply_workspace(ctx, tenancy_workspace(ctx, flavors, mirror))
-    return f"flavors {names} (terraform: {summary.describe()})"
+    summary = apply_workspace(ctx, tenancy_workspace(ctx, found, mirror))
+    return f"{', '.join(made)} (terraform: {summary.describe()})"
 
 
 def _tenancy_plan(ctx: Context) -> str:
     if not _has_openstack(ctx):
         return "no OpenStack in this deployment"
-    flavors = accel_vars(ctx)["accel_flavors"]
+    found = accel_vars(ctx)
+    flavors, networks = found["accel_flavors"], found["accel_networks"]
     for flavor in flavors:
         specs = ", ".join(f"{k}={v}" for k, v in flavor["extra_specs"].items())
         ctx.progress.console.print(
@@ -543,8 +543,14 @@ def _tenancy_plan(ctx: Context) -> str:
             f"{flavor['disk']} GB; {specs}",
             markup=False,
         )
+    for net in networks:
+        segment = f"vlan {net['vlan']}" if net["type"] == "vlan" else "flat"
+        ctx.progress.console.print(
+            f"    network {net['name']}: {net['physnet']} {segment}, subnet {net['cidr']}",
+            markup=False,
+        )
     path = "terraform" if _configured_mirror(ctx) else "openstack.cloud"
-    return f"would ensure {len(flavors)} flavor(s) ({path})"
+    return f"would ensure {len(flavors)} flavor(s), {len(networks)} network(s) ({path})"
 
 
 def vault_values(ctx: Context) -> dict[str, Any]:
@@ -729,7 +735,7 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase(
         "tenancy",
-        "flavors for the declared GPUs, vGPU types and DPDK hosts (Terraform or Ansible)",
+        "flavors for the GPUs, vGPU types and DPDK hosts; SR-IOV networks (Terraform or Ansible)",
         _tenancy,
         _tenancy_plan,
     ),

@@ -29,6 +29,7 @@ RULES: dict[str, str] = {
     "hardware.pmd_cores": "each NUMA node with a DPDK NIC has the PMD cores asked for",
     "hardware.dpdk_numa": "every DPDK NIC has a PMD core on its NUMA node",
     "hardware.gpu_missing": "a discovered host has the GPUs it declares",
+    "hardware.sriov_physnet": "an SR-IOV network's physnet has VFs on some compute host",
 }
 
 #: PCI class of bridges: VFIO accepts them in a passed-through device's group.
@@ -307,4 +308,30 @@ def check(
     for host in deployment.hosts:
         raw = (host_raw or {}).get(host.name, {})
         out.extend(_Checker(host, catalogue, facts.get(host.name), raw).run())
+    out.extend(_sriov_networks(deployment))
     return out
+
+
+def _sriov_networks(deployment: Deployment) -> Iterator[Finding]:
+    physnets = {
+        nic.physnet
+        for host in deployment.hosts_in("compute")
+        for nic in host.hardware.nics
+        if nic.sriov_vfs and nic.physnet
+    }
+    for name, network in deployment.settings.sriov_networks.items():
+        if network.physnet not in physnets:
+            yield Finding(
+                code="hardware.sriov_physnet",
+                message=(
+                    f"SR-IOV network {name} is on physnet {network.physnet}, where no compute "
+                    "host has VFs"
+                ),
+                key=f"sovdeploy_sriov_networks.{name}.physnet",
+                value=network.physnet,
+                hint=(
+                    "name a physnet of a compute host's NIC with sriov_vfs ("
+                    + (", ".join(sorted(physnets)) or "none is declared")
+                    + ")"
+                ),
+            )

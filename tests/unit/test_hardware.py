@@ -535,3 +535,56 @@ def test_refusals_point_at_the_inventory_line(accel):
     assert finding.file == str(accel / "host_vars" / "gpu1.yml")
     assert finding.line is not None
     assert finding.key == "hosts.gpu1.sovdeploy_hardware.gpus.0.pci_id"
+
+
+def _networks(inventory: Path, networks: dict) -> None:
+    settings = inventory / "group_vars" / "all" / "sovdeploy.yml"
+    data = yaml.safe_load(settings.read_text())
+    data["sovdeploy_sriov_networks"] = networks
+    settings.write_text(yaml.safe_dump(data))
+
+
+def test_an_sriov_network_goes_to_the_tenancy_phase(accel):
+    _networks(
+        accel,
+        {"sriov-a": {"physnet": "physnet-sriov", "vlan": 101, "cidr": "10.99.0.0/24"}},
+    )
+    (network,) = hostplan.tenancy_vars(load(accel))["accel_networks"]
+    assert network == {
+        "name": "sriov-a",
+        "physnet": "physnet-sriov",
+        "type": "vlan",
+        "vlan": 101,
+        "cidr": "10.99.0.0/24",
+        "gateway": None,
+        "dhcp": True,
+        "shared": True,
+    }
+
+
+def test_refuses_an_sriov_network_on_a_physnet_without_vfs(accel):
+    _networks(accel, {"sriov-x": {"physnet": "physnet-x", "vlan": 5, "cidr": "10.99.0.0/24"}})
+    text = _refusal(accel, "hardware.sriov_physnet")
+    assert "SR-IOV network sriov-x is on physnet physnet-x, where no compute host has VFs" in text
+    assert "physnet-sriov" in text
+
+
+@pytest.mark.parametrize(
+    ("network", "expected"),
+    [
+        ({"physnet": "physnet-sriov", "cidr": "10.99.0.0/24"}, "a vlan network needs its vlan ID"),
+        (
+            {"physnet": "physnet-sriov", "type": "flat", "vlan": 5, "cidr": "10.99.0.0/24"},
+            "a flat network has no vlan ID",
+        ),
+        (
+            {"physnet": "physnet-sriov", "vlan": 5, "cidr": "10.99.0.0/24", "gateway": "10.1.0.1"},
+            "gateway 10.1.0.1 is not in 10.99.0.0/24",
+        ),
+    ],
+)
+def test_refuses_an_sriov_network_that_cannot_be(accel, network, expected):
+    _networks(accel, {"sriov-x": network})
+    with pytest.raises(InvalidInventoryError) as caught:
+        load(accel)
+    assert any(expected in f.message for f in caught.value.findings), caught.value.findings

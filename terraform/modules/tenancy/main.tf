@@ -11,3 +11,29 @@ resource "openstack_compute_flavor_v2" "this" {
   is_public   = true
   extra_specs = each.value.extra_specs
 }
+
+resource "openstack_networking_network_v2" "sriov" {
+  for_each = { for n in var.networks : n.name => n }
+
+  name     = each.key
+  shared   = each.value.shared
+  external = false
+
+  segments {
+    physical_network = each.value.physnet
+    network_type     = each.value.type
+    segmentation_id  = each.value.vlan
+  }
+}
+
+resource "openstack_networking_subnet_v2" "sriov" {
+  for_each = { for n in var.networks : n.name => n }
+
+  name        = each.key
+  network_id  = openstack_networking_network_v2.sriov[each.key].id
+  cidr        = each.value.cidr
+  ip_version  = 4
+  gateway_ip  = each.value.gateway
+  no_gateway  = each.value.gateway == null
+  enable_dhcp = each.value.dhcp
+}

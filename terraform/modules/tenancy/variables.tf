@@ -17,3 +17,22 @@ variable "flavors" {
     error_message = "a flavor needs at least 1 vCPU, 64 MB of memory and a disk of 0 GB or more."
   }
 }
+
+variable "networks" {
+  description = "SR-IOV provider networks, each with one subnet of its name (accel_networks)."
+  type = list(object({
+    name    = string
+    physnet = string
+    type    = string
+    vlan    = optional(number)
+    cidr    = string
+    gateway = optional(string)
+    dhcp    = bool
+    shared  = bool
+  }))
+  default = []
+  validation {
+    condition     = alltrue([for n in var.networks : contains(["vlan", "flat"], n.type) && (n.type == "vlan") == (n.vlan != null)])
+    error_message = "a network is vlan (with its vlan ID) or flat (without one)."
+  }
+}

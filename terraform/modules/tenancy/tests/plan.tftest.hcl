@@ -42,6 +42,37 @@ run "one_public_flavor_each_with_its_specs" {
   }
 }
 
+run "a_network_per_physnet_with_its_subnet" {
+  command = plan
+
+  variables {
+    networks = [
+      { name = "sriov-a", physnet = "physnet-sriov", type = "vlan", vlan = 101, cidr = "10.99.1.0/24", gateway = "10.99.1.1", dhcp = true, shared = true },
+      { name = "sriov-b", physnet = "physnet-sriov", type = "flat", cidr = "10.99.2.0/24", dhcp = false, shared = false },
+    ]
+  }
+
+  assert {
+    condition     = one(openstack_networking_network_v2.sriov["sriov-a"].segments).segmentation_id == 101
+    error_message = "a vlan network carries its VLAN ID"
+  }
+
+  assert {
+    condition     = openstack_networking_subnet_v2.sriov["sriov-b"].no_gateway && !openstack_networking_subnet_v2.sriov["sriov-b"].enable_dhcp
+    error_message = "a network without a gateway gets a subnet without one"
+  }
+}
+
+run "rejects_a_vlan_network_without_its_id" {
+  command = plan
+
+  variables {
+    networks = [{ name = "x", physnet = "p", type = "vlan", cidr = "10.99.3.0/24", dhcp = true, shared = true }]
+  }
+
+  expect_failures = [var.networks]
+}
+
 run "rejects_a_repeated_name" {
   command = plan
 
