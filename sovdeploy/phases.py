@@ -495,8 +495,13 @@ def _configured_mirror(ctx: Context) -> Path | None:
     return mirror if mirror.is_dir() else None
 
 
-def tenancy_workspace(ctx: Context, found: dict[str, Any], mirror: Path) -> terraform.Workspace:
-    """terraform/modules/tenancy, reaching the cloud through the operator's clouds.yaml."""
+def tenancy_workspace(
+    ctx: Context, found: dict[str, Any], mirror: Path, clouds: tuple[Path, Path]
+) -> terraform.Workspace:
+    """terraform/modules/tenancy, reaching the cloud as the operator does.
+
+    ``clouds`` are the clouds.yaml and secure.yaml that ``write_clouds`` wrote.
+    """
     s = ctx.deployment.settings
     return terraform.Workspace(
         workdir=ctx.state.terraform_dir("tenancy"),
@@ -506,8 +511,8 @@ def tenancy_workspace(ctx: Context, found: dict[str, Any], mirror: Path) -> terr
         plugin_mirror=mirror,
         env={
             "OS_CLOUD": s.deployment,
-            "OS_CLIENT_CONFIG_FILE": str(ctx.state.root / "clouds.yaml"),
-            "OS_CLIENT_SECURE_FILE": str(ctx.state.root / "secure.yaml"),
+            "OS_CLIENT_CONFIG_FILE": str(clouds[0]),
+            "OS_CLIENT_SECURE_FILE": str(clouds[1]),
         },
     )
 
@@ -526,8 +531,8 @@ def _tenancy(ctx: Context) -> str:
         # No provider mirror: the same from the same data, through openstack.cloud.
         ran = playbook_phase("tenancy", check=False, extravars=lambda _ctx: found)(ctx)
         return f"{', '.join(made)} (openstack.cloud); {ran}"
-    write_clouds(ctx, vault_values(ctx))
-    summary = apply_workspace(ctx, tenancy_workspace(ctx, found, mirror))
+    clouds = write_clouds(ctx, vault_values(ctx))
+    summary = apply_workspace(ctx, tenancy_workspace(ctx, found, mirror, clouds))
     return f"{', '.join(made)} (terraform: {summary.describe()})"
 
 
