@@ -387,7 +387,12 @@ def _nova(
             continue
         types.append(model.mig_vgpu_type(gpu.profile) if gpu.mode is GpuMode.MIG else gpu.profile)
     if types:
-        nova["devices"] = {"enabled_mdev_types": sorted(set(types))}
+        names = sorted(set(types))
+        # A resource class per type, so that a flavor lands on a GPU of its type.
+        nova["devices"] = {
+            "enabled_mdev_types": names,
+            "mdev_classes": {t: vgpu_resource_class(t) for t in names},
+        }
         out.notes.append(
             "vGPU types are resolved to the host's mdev type IDs by name at deploy time"
         )
@@ -408,7 +413,8 @@ def flavors(deployment: Deployment, catalogue: Catalogue) -> list[dict[str, Any]
     """The flavors guests ask for accelerators through, from every compute host's hardware.
 
     A passthrough model gets ``gpu.<alias>.x<k>`` for k = 1, 2, 4, ... up to the most any
-    host has; a vGPU or MIG-backed vGPU type gets ``vgpu.<type>``; hosts with OVS-DPDK get
+    host has; a vGPU or MIG-backed vGPU type gets ``vgpu.<type>``, asking for one unit of
+    the type's own resource class; hosts with OVS-DPDK get
     ``dpdk.<size>``: pinned, hugepage-backed guests, as vhost-user ports need.
     """
     size = deployment.settings.flavor_size
@@ -436,7 +442,8 @@ def flavors(deployment: Deployment, catalogue: Catalogue) -> list[dict[str, Any]
             out.append(_flavor(f"gpu.{alias}.x{k}", size, k, specs, f"{k} x {model.name}"))
             k *= 2
     for vgpu in sorted(vgpu_types):
-        out.append(_flavor(f"vgpu.{vgpu}", size, 1, {"resources:VGPU": "1"}, f"vGPU {vgpu}"))
+        specs = {f"resources:{vgpu_resource_class(vgpu)}": "1"}
+        out.append(_flavor(f"vgpu.{vgpu}", size, 1, specs, f"vGPU {vgpu}"))
     for page in sorted(pages):
         specs = {"hw:cpu_policy": "dedicated", "hw:mem_page_size": _PAGE_SIZE[page]}
         name = f"dpdk.{page.lower()}"
@@ -455,6 +462,11 @@ def _flavor(
         "extra_specs": specs,
         "description": description,
     }
+
+
+def vgpu_resource_class(vgpu_type: str) -> str:
+    """Placement's resource class of a vGPU type: ``L40S-12C`` → ``CUSTOM_VGPU_L40S_12C``."""
+    return "CUSTOM_VGPU_" + re.sub(r"[^A-Z0-9]+", "_", vgpu_type.upper()).strip("_")
 
 
 def hugepage_bytes(size: str, count: int) -> int:

@@ -39,7 +39,7 @@ def nova_accel_conf(
     aliases: list[dict[str, Any]],
     *,
     compute: bool,
-    mdev_types: list[str] | None = None,
+    mdev_types: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The nova.conf sections a host's plan (and the deployment's aliases) call for.
 
@@ -47,7 +47,8 @@ def nova_accel_conf(
         plan: the host's plan (its ``nova`` key is read); empty for a host without one.
         aliases: ``accel_aliases`` of the deployment.
         compute: whether the host runs nova-compute (device_spec, vGPU, CPU sets).
-        mdev_types: the host's mdev type IDs for the plan's vGPU type names, once resolved.
+        mdev_types: the host's mdev type ID of each of the plan's vGPU type names, once
+            resolved; each ID gets a ``[mdev_<id>]`` section naming the type's resource class.
 
     """
     nova = dict((plan or {}).get("nova") or {})
@@ -64,7 +65,11 @@ def nova_accel_conf(
     if pci:
         out["pci"] = pci
     if compute and mdev_types:
-        out["devices"] = {"enabled_mdev_types": list(mdev_types)}
+        classes = ((nova.get("devices") or {}).get("mdev_classes")) or {}
+        out["devices"] = {"enabled_mdev_types": [mdev_types[n] for n in sorted(mdev_types)]}
+        for name, type_id in sorted(mdev_types.items()):
+            if name in classes:
+                out[f"mdev_{type_id}"] = {"mdev_class": classes[name]}
     if compute and nova.get("compute"):
         out["compute"] = dict(nova["compute"])
     return out

@@ -100,10 +100,12 @@ def test_a_compute_host_gets_its_pci_vgpu_and_cpu_sections() -> None:
     assert conf["filter_scheduler"] == {"pci_in_placement": True}
     assert conf["compute"]["cpu_dedicated_set"] == "2-55,58-111,114-167,170-223"
     vgpu = _render(
-        "{{ plan | nova_accel_conf([], compute=true, mdev_types=['nvidia-1012']) }}",
+        "{{ plan | nova_accel_conf([], compute=true, mdev_types={'L40S-12C': 'nvidia-1012'}) }}",
         plan=plans["gpu04"],
     )
     assert vgpu["devices"] == {"enabled_mdev_types": ["nvidia-1012"]}
+    # Its own resource class, which the tenancy phase's vgpu.L40S-12C flavor asks for.
+    assert vgpu["mdev_nvidia-1012"] == {"mdev_class": "CUSTOM_VGPU_L40S_12C"}
     assert "pci" in vgpu  # its SR-IOV ports' device_spec
 
 

@@ -188,6 +188,7 @@ def test_vgpu_and_mig_hosts_keep_the_vgpu_driver_and_name_their_types():
     assert not mig.vfio_ids
     vgpu = hostplan.plan(_host("gpu04"), cat)
     assert vgpu.nova["devices"]["enabled_mdev_types"] == ["L40S-12C"]
+    assert vgpu.nova["devices"]["mdev_classes"] == {"L40S-12C": "CUSTOM_VGPU_L40S_12C"}
     assert vgpu.kernel_args[0] == "amd_iommu=on"
 
 
@@ -240,7 +241,7 @@ def test_flavors_follow_the_compute_hosts_hardware(accel):
         {"gpus": [{"pci_id": "10de:26b9", "count": 2, "mode": "vgpu", "profile": "L40S-12C"}]},
     )
     flavors = {f["name"]: f for f in hostplan.tenancy_vars(load(accel))["accel_flavors"]}
-    assert flavors["vgpu.L40S-12C"]["extra_specs"] == {"resources:VGPU": "1"}
+    assert flavors["vgpu.L40S-12C"]["extra_specs"] == {"resources:CUSTOM_VGPU_L40S_12C": "1"}
     assert not [n for n in flavors if n.startswith("gpu.")]
 
 
