@@ -489,30 +489,36 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def host_plans(loaded: LoadedInventory) -> list[HostPlan]:
-    """Every accelerated host's plan, with discovered facts where saved."""
+def host_plans(loaded: LoadedInventory, cat: Catalogue | None = None) -> list[HostPlan]:
+    """Every accelerated host's plan, with discovered facts where saved.
+
+    ``cat`` is the deployment's catalogue, where the caller has it already.
+    """
     from sovdeploy import catalogue as catalogue_mod
     from sovdeploy.inventory import discovered
 
     facts, _ = discovered(loaded.path, loaded.deployment)
-    cat = catalogue_mod.for_deployment(loaded.deployment)
+    cat = cat or catalogue_mod.for_deployment(loaded.deployment)
     return [
         plan(h, cat, facts.get(h.name)) for h in loaded.deployment.hosts if h.hardware.accelerated
     ]
 
 
-def plans(loaded: LoadedInventory) -> dict[str, dict[str, Any]]:
+def plans(loaded: LoadedInventory, cat: Catalogue | None = None) -> dict[str, dict[str, Any]]:
     """Every accelerated host's plan as the accel_host role's variables."""
-    return {p.host: p.as_vars() for p in host_plans(loaded)}
+    return {p.host: p.as_vars() for p in host_plans(loaded, cat)}
 
 
 def tenancy_vars(loaded: LoadedInventory) -> dict[str, Any]:
-    """Every accelerated host's plan and the deployment's accelerator flavors."""
+    """The plans, the accelerator flavors and the SR-IOV networks of a deployment.
+
+    All three are derived from one merged catalogue.
+    """
     from sovdeploy import catalogue as catalogue_mod
 
     cat = catalogue_mod.for_deployment(loaded.deployment)
     return {
-        "accel_plans": plans(loaded),
+        "accel_plans": plans(loaded, cat),
         "accel_flavors": flavors(loaded.deployment, cat),
         "accel_networks": networks(loaded.deployment),
     }
