@@ -1,0 +1,186 @@
+"""`sovdeploy mirror check` against a real apt mirror on this machine.
+
+The mirror is built here from the pinned Debian packages themselves (fetched once from
+Debian's archive, their upstream origin, and cached), indexed by dpkg-scanpackages and
+served over HTTP. The check must pass on it, and refuse it once an artifact is
+missing or is not the pinned one.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sovdeploy import cli
+from sovdeploy import inventory as inv
+from sovdeploy import mirror as mir
+
+ROOT = Path(__file__).resolve().parents[2]
+DEBS = ("containerd", "runc")
+CACHE = Path("/var/cache/sovdeploy/mirror-test")
+
+
+def _fetch(artifact: mir.Artifact, cache: Path) -> Path:
+    dest = cache / Path(artifact.path).name
+    if not dest.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        part = dest.with_suffix(".part")
+        try:
+            with urllib.request.urlopen(artifact.origin, timeout=120) as r, part.open("wb") as f:
+                shutil.copyfileobj(r, f)
+        except urllib.error.HTTPError as exc:
+            pytest.fail(
+                f"Debian's archive no longer serves the pinned {artifact.name} "
+                f"{artifact.version} ({exc}): update sovdeploy/data/kubernetes.yml"
+            )
+        except urllib.error.URLError as exc:
+            pytest.skip(f"Debian's archive cannot be reached to build the test mirror: {exc}")
+        part.rename(dest)
+    return dest
+
+
+def _index(root: Path, suite: str) -> None:
+    """Packages and Packages.gz for what lies in pool/, as a real mirror has them."""
+    if shutil.which("dpkg-scanpackages") is None:
+        pytest.skip("dpkg-scanpackages (dpkg-dev) is not installed")
+    out = root / "dists" / suite / "main" / "binary-amd64"
+    out.mkdir(parents=True, exist_ok=True)
+    text = subprocess.run(
+        ["dpkg-scanpackages", "--multiversion", "pool"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    (out / "Packages").write_text(text)
+    subprocess.run(["gzip", "-kf", str(out / "Packages")], check=True)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    root = tmp_path_factory.mktemp("mirror")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def mirror(served: tuple[Path, str]) -> tuple[Path, str]:
+    """A fresh apt mirror holding the pinned containerd and runc, and nothing else."""
+    root, url = served
+    for child in root.iterdir():
+        shutil.rmtree(child)
+    manifest = mir.load()
+    cache = CACHE if CACHE.parent.is_dir() else root.parent / "debs"
+    for name in DEBS:
+        artifact = manifest.get(name)
+        dest = root / "debian" / artifact.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_fetch(artifact, cache), dest)
+    _index(root / "debian", manifest.get("containerd").suite or "")
+    (root / "files").mkdir()
+    return root, url
+
+
+@pytest.fixture
+def inventory(tmp_path: Path, mirror: tuple[Path, str]) -> Path:
+    """example-eu, its artifact sources pointed at the local mirror."""
+    _, url = mirror
+    dest = tmp_path / "example-eu"
+    shutil.copytree(ROOT / "inventories" / "example-eu", dest)
+    settings = dest / "group_vars" / "all" / "sovdeploy.yml"
+    doc = yaml.safe_load(settings.read_text())
+    for source in doc["sovdeploy_artifact_sources"].values():
+        if source["kind"] == "apt":
+            source["url"] = f"{url}/debian"
+        elif source["kind"] == "files":
+            source["url"] = f"{url}/files"
+        elif source["kind"] == "container_registry":
+            source["url"] = f"{url}/registry"
+    settings.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dest
+
+
+def _check(inventory: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli.main, ["mirror", "check", "-i", str(inventory), *args])
+    return result.exit_code, result.output
+
+
+def _only(*names: str) -> list[str]:
+    return [arg for name in names for arg in ("--only", name)]
+
+
+def test_a_mirror_holding_the_pinned_debs_passes(inventory: Path) -> None:
+    code, output = _check(inventory, *_only(*DEBS))
+    assert code == 0, output
+    assert output.count("sha256 verified") == 2
+    assert "mirrors hold all 2 artifact(s)" in output
+
+
+def test_a_deb_with_other_content_is_refused(inventory: Path, mirror: tuple[Path, str]) -> None:
+    # The index still lists the pinned digest, as a mirror whose file was swapped would.
+    root, _ = mirror
+    manifest = mir.load()
+    pinned = root / "debian" / manifest.get("containerd").path
+    shutil.copyfile(root / "debian" / manifest.get("runc").path, pinned)
+    code, output = _check(inventory, *_only(*DEBS))
+    assert code == 1
+    assert "FAIL deb   containerd" in output
+    assert "wrong digest: the mirror serves sha256:" in output
+    assert "ok   deb   runc" in output
+
+
+def test_an_index_with_another_digest_is_refused(inventory: Path, mirror: tuple[Path, str]) -> None:
+    # Another build under the pinned name and version: apt would install it unchecked.
+    root, _ = mirror
+    containerd = mir.load().get("containerd")
+    packages = root / "debian" / "dists" / (containerd.suite or "") / "main" / "binary-amd64"
+    stanzas = (packages / "Packages").read_text().split("\n\n")
+    doctored = [s.replace(f"SHA256: {containerd.sha256}", "SHA256: " + "0" * 64) for s in stanzas]
+    assert doctored != stanzas
+    (packages / "Packages").write_text("\n\n".join(doctored))
+    (packages / "Packages.gz").unlink()
+    code, output = _check(inventory, "--only", "containerd")
+    assert code == 1
+    assert "wrong digest: the trixie/main Packages index has sha256:" + "0" * 64 in output
+
+
+def test_a_missing_deb_is_refused(inventory: Path, mirror: tuple[Path, str]) -> None:
+    root, _ = mirror
+    runc = mir.load().get("runc")
+    (root / "debian" / runc.path).unlink()
+    _index(root / "debian", runc.suite or "")
+    code, output = _check(inventory, *_only(*DEBS))
+    assert code == 1
+    assert f"missing: runc {runc.version} is not in the trixie/main Packages index" in output
+    assert "ok   deb   containerd" in output
+    assert "the mirrors fail 1 of 2 artifact(s): runc" in output
+
+
+def test_the_whole_manifest_names_every_artifact_the_mirror_lacks(inventory: Path) -> None:
+    code, output = _check(inventory)
+    assert code == 1
+    needed = mir.needed(mir.load(), inv.load(inventory).deployment)
+    failed = [a.name for a in needed if a.name not in DEBS]
+    assert f"the mirrors fail {len(failed)} of {len(needed)} artifact(s)" in output
+    assert "FAIL file  kubeadm v1.34.1: missing: HTTP 404" in output
+    assert "FAIL image kube-apiserver v1.34.1: missing: HTTP 404" in output
