@@ -83,7 +83,45 @@ def _preflight(ctx: Context) -> str:
                 ctx.progress.step("building the virtual machine image")
                 sandbox.build_vm_image(_apt_mirror(ctx), log=ctx.progress.step)
     waived = [f for f in ctx.inventory.findings if f.severity == "info"]
-    return f"policy clean, {len(waived)} waiver(s) in force"
+    summary = f"policy clean, {len(waived)} waiver(s) in force"
+    checked = _check_kubernetes_mirrors(ctx)
+    if checked:
+        summary += f"; the mirrors hold all {checked} Kubernetes artifact(s)"
+    return summary
+
+
+def _check_kubernetes_mirrors(ctx: Context) -> int:
+    """Verify the mirrors hold every Kubernetes artifact the hosts need; return how many.
+
+    Raises:
+        MirrorError: naming each artifact that is missing or not the pinned one.
+
+    """
+    from sovdeploy import mirror
+
+    needed = mirror.needed(mirror.load(), ctx.deployment)
+    if not needed:
+        return 0
+
+    def done(r: mirror.CheckResult) -> None:
+        ctx.progress.note(
+            f"{r.artifact.kind} {r.artifact.name} {r.artifact.version}: {r.detail}", r.ok
+        )
+
+    results = mirror.check(
+        needed,
+        mirror.sources(ctx.deployment),
+        on_result=done,
+        on_start=lambda a: ctx.progress.step(f"mirror check: {a.kind} {a.name}"),
+    )
+    bad = [r.artifact.name for r in results if not r.ok]
+    ctx.run.record("mirror_check", artifacts=len(results), failed=bad)
+    if bad:
+        raise mirror.MirrorError(
+            f"the mirrors fail {len(bad)} of {len(results)} Kubernetes artifact(s): "
+            f"{', '.join(bad)}; nothing was touched (see `sovdeploy mirror check`)"
+        )
+    return len(results)
 
 
 def _preflight_plan(ctx: Context) -> str:
@@ -558,6 +596,43 @@ def _tenancy_plan(ctx: Context) -> str:
     return f"would ensure {len(flavors)} flavor(s), {len(networks)} network(s) ({path})"
 
 
+def _kubernetes_artifacts(ctx: Context) -> list[Any]:
+    from sovdeploy import mirror
+
+    return mirror.needed(mirror.load(), ctx.deployment)
+
+
+def _kubernetes(ctx: Context) -> str:
+    if not _kubernetes_artifacts(ctx):
+        return "no Kubernetes hosts in this deployment"
+    # Say so rather than report a cluster that is not there.
+    raise UsageError(
+        "sovdeploy does not build the Kubernetes cluster yet: its artifacts are pinned and "
+        "checked (`sovdeploy mirror check`), the roles that install them are not written"
+    )
+
+
+def _kubernetes_plan(ctx: Context) -> str:
+    from sovdeploy import mirror
+
+    needed = _kubernetes_artifacts(ctx)
+    if not needed:
+        return "no Kubernetes hosts in this deployment"
+    mirrors = mirror.sources(ctx.deployment)
+    for a in needed:
+        ctx.progress.console.print(
+            f"    {a.kind:<5} {a.name} {a.version} ({a.needed_on}) {a.digest}", markup=False
+        )
+        where = mirror.location(a, mirrors) or f"no {mirror.SOURCE_OF[a.kind]} source declared"
+        ctx.progress.console.print(f"          from {where}", markup=False)
+    d = ctx.deployment
+    return (
+        f"Kubernetes {mirror.load().kubernetes_version} on {len(d.hosts_in('k8s_control'))} "
+        f"control and {len(d.hosts_in('k8s_worker'))} worker host(s): {len(needed)} pinned "
+        "artifact(s) from the inventory's mirrors; `up` checks each digest before any host"
+    )
+
+
 def vault_values(ctx: Context) -> dict[str, Any]:
     """The deployment's secrets, decrypted (never logged, never recorded)."""
     password_file = ctx.inventory.vault_password_file
@@ -743,6 +818,12 @@ PHASES: tuple[Phase, ...] = (
         "flavors for the GPUs, vGPU types and DPDK hosts; SR-IOV networks (Terraform or Ansible)",
         _tenancy,
         _tenancy_plan,
+    ),
+    Phase(
+        "kubernetes",
+        "containerd, a kubeadm control plane and the add-ons, from pinned artifacts (Ansible)",
+        _kubernetes,
+        _kubernetes_plan,
     ),
     Phase(
         "logging",

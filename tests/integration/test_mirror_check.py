@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import shutil
 import subprocess
 import threading
@@ -184,3 +185,35 @@ def test_the_whole_manifest_names_every_artifact_the_mirror_lacks(inventory: Pat
     assert f"the mirrors fail {len(failed)} of {len(needed)} artifact(s)" in output
     assert "FAIL file  kubeadm v1.34.1: missing: HTTP 404" in output
     assert "FAIL image kube-apiserver v1.34.1: missing: HTTP 404" in output
+
+
+@pytest.fixture
+def with_vault(inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SOVDEPLOY_VAULT_PASSWORD_FILE", str(tmp_path / "vault.pass"))
+    result = CliRunner().invoke(cli.main, ["secrets", "generate", "-i", str(inventory)])
+    assert result.exit_code == 0, result.output
+    return inventory
+
+
+def test_up_stops_in_preflight_before_any_host_is_touched(with_vault: Path) -> None:
+    result = CliRunner().invoke(cli.main, ["up", "-i", str(with_vault)], terminal_width=300)
+    assert result.exit_code == 1, result.output
+    assert "Kubernetes artifact(s): " in result.output
+    assert "nothing was touched" in result.output
+    status = CliRunner().invoke(cli.main, ["status", "-i", str(with_vault), "--json"])
+    phases = {p["phase"]: p["status"] for p in json.loads(status.output)["phases"]}
+    assert phases["preflight"] == "failed"
+    assert {s for name, s in phases.items() if name != "preflight"} == {"pending"}
+
+
+def test_plan_shows_the_kubernetes_phase_with_its_artifacts(with_vault: Path) -> None:
+    result = CliRunner().invoke(cli.main, ["plan", "-i", str(with_vault)], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    section = result.output.split("▶ kubernetes:")[1].split("▶ logging:")[0]
+    deployment = inv.load(with_vault).deployment
+    needed = mir.needed(mir.load(), deployment)
+    for artifact in needed:
+        assert f"{artifact.name} {artifact.version} ({artifact.needed_on}) {artifact.digest}" in (
+            section
+        )
+    assert f"3 control and 2 worker host(s): {len(needed)} pinned artifact(s)" in section

@@ -1,0 +1,128 @@
+"""The Kubernetes artifact manifest, what a deployment needs of it, where its mirrors hold it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from sovdeploy import inventory as inv
+from sovdeploy import mirror as mir
+from sovdeploy.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "inventories" / "example-eu"
+
+
+def test_every_artifact_is_pinned_by_version_and_sha256() -> None:
+    manifest = mir.load()
+    assert len({a.name for a in manifest.artifacts}) == len(manifest.artifacts)
+    for a in manifest.artifacts:
+        assert len(a.sha256) == 64, a.name
+        assert a.version, a.name
+    release = manifest.kubernetes_version
+    for name in ("kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-proxy"):
+        assert manifest.get(name).version == release
+
+
+def test_images_lie_under_their_upstream_host_and_debs_under_the_pool() -> None:
+    for a in mir.load().artifacts:
+        if a.kind is mir.ArtifactKind.IMAGE:
+            assert a.origin == f"{a.path}:{a.version}"
+        elif a.kind is mir.ArtifactKind.DEB:
+            assert a.path.startswith("pool/main/")
+            assert a.origin.endswith("/" + a.path)
+
+
+def test_a_deb_without_its_suite_is_refused() -> None:
+    entry = {
+        "name": "containerd",
+        "kind": "deb",
+        "for": "k8s",
+        "version": "1",
+        "path": "pool/main/c/containerd/c.deb",
+        "sha256": "0" * 64,
+        "origin": "x",
+    }
+    with pytest.raises(ValidationError, match="names the suite"):
+        mir.Artifact.model_validate(entry)
+    with pytest.raises(ValidationError, match="sha256"):
+        mir.Artifact.model_validate({**entry, "suite": "trixie", "sha256": "abc"})
+
+
+def test_what_example_eu_needs_includes_the_gpu_and_sriov_plugins() -> None:
+    needed = {a.name for a in mir.needed(mir.load(), inv.load(EXAMPLE).deployment)}
+    assert {"containerd", "kubeadm", "kube-apiserver", "cilium"} <= needed
+    # k8s-wk01 and k8s-wk02 declare H100s and ConnectX VFs.
+    assert {"nvidia-device-plugin", "multus", "sriov-network-device-plugin"} <= needed
+
+
+def test_a_deployment_without_kubernetes_hosts_needs_nothing() -> None:
+    loaded = inv.load(ROOT / "inventories" / "sandbox")
+    assert mir.needed(mir.load(), loaded.deployment) == []
+
+
+def test_locations_in_each_kind_of_mirror() -> None:
+    manifest = mir.load()
+    mirrors = {
+        mir.ArtifactKind.DEB: "http://apt.example/debian/",
+        mir.ArtifactKind.FILE: "/srv/files",
+        mir.ArtifactKind.IMAGE: "https://registry.example",
+    }
+    runc = manifest.get("runc")
+    assert mir.location(runc, mirrors) == (
+        "http://apt.example/debian/pool/main/r/runc/runc_1.1.15%2Bds1-2%2Bb4_amd64.deb"
+    )
+    assert mir.location(manifest.get("kubeadm"), mirrors) == (
+        "file:///srv/files/dl.k8s.io/release/v1.34.1/bin/linux/amd64/kubeadm"
+    )
+    pause = manifest.get("pause")
+    assert mir.location(pause, mirrors) == (
+        f"https://registry.example/v2/registry.k8s.io/pause/manifests/sha256:{pause.sha256}"
+    )
+    assert mir.location(pause, {}) is None
+
+
+def test_a_file_mirror_on_disk_is_checked_too(tmp_path: Path) -> None:
+    # A filesystem mirror (an absolute path) holding other bytes under kubeadm's path.
+    kubeadm = mir.load().get("kubeadm")
+    dest = tmp_path / kubeadm.path
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"not kubeadm")
+    mirrors = {mir.ArtifactKind.FILE: str(tmp_path)}
+    [wrong] = mir.check([kubeadm], mirrors)
+    assert not wrong.ok
+    assert wrong.detail.startswith("wrong digest: the mirror serves sha256:")
+    dest.unlink()
+    [missing] = mir.check([kubeadm], mirrors)
+    assert missing.detail.startswith("missing: no file ")
+    [undeclared] = mir.check([kubeadm], {})
+    assert undeclared.detail == "the inventory declares no artifact source of kind 'files'"
+
+
+def test_mirror_list_prints_each_artifact_with_digest_origin_and_mirror_path() -> None:
+    result = CliRunner().invoke(main, ["mirror", "list", "-i", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    manifest = mir.load()
+    assert f"{len(manifest.artifacts)} artifact(s)" in result.output
+    for a in manifest.artifacts:
+        assert a.digest in result.output
+        assert a.origin in result.output
+    assert (
+        "https://registry.fra1.example-cloud.eu/v2/registry.k8s.io/kube-apiserver/manifests/"
+        in result.output
+    )
+
+
+def test_mirror_check_of_an_unknown_artifact_is_an_error() -> None:
+    result = CliRunner().invoke(main, ["mirror", "check", "-i", str(EXAMPLE), "--only", "kubelt"])
+    assert result.exit_code == 1
+    assert "no artifact 'kubelt' in the manifest" in result.output
+
+
+def test_sandbox_has_nothing_to_check() -> None:
+    result = CliRunner().invoke(main, ["mirror", "check", "-i", str(ROOT / "inventories/sandbox")])
+    assert result.exit_code == 0, result.output
+    assert "has no Kubernetes hosts: no artifact to check" in result.output
