@@ -71,14 +71,14 @@ terraform-test: venv
 # each on 2 cores): `make test` covers those roles through molecule/aio, the whole
 # site on two hosts, whose verify also checks Keystone's key files and the dashboard
 # through HAProxy; `make molecule-long` runs their own scenarios. So do mariadb,
-# memcached and ovn (4 to 5 minutes each), which every service and the server that
-# aio's verify boots depend on, to keep `make test` within CI's time.
-MOLECULE_LONG = keystone horizon placement glance cinder neutron nova tenancy mariadb memcached ovn
+# memcached, ovn and ceph (3 to 5 minutes each), which every service and the server
+# that aio's verify boots depend on, to keep `make test` within CI's time.
+MOLECULE_LONG = keystone horizon placement glance cinder neutron nova tenancy mariadb memcached ovn ceph
 MOLECULE_ALL = $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 MOLECULE_ROLES = $(filter-out $(MOLECULE_LONG),$(MOLECULE_ALL))
 define molecule_roles
 	@set -e; for role in $(1); do \
-		mkdir -p $(APT_CACHE)/molecule-default/partial; \
+		mkdir -p $(APT_CACHE)/molecule-default/partial $(APT_CACHE)/molecule-kubernetes-cp1/partial $(APT_CACHE)/molecule-kubernetes-cp2/partial; \
 		echo "== molecule: $$role"; start=$$SECONDS; (cd roles/$$role && molecule test); \
 		echo "== molecule: $$role took $$((SECONDS - start))s"; done
 endef

@@ -596,7 +596,20 @@ def _structure_findings(
                 names,
                 "name hosts of hosts.yml",
             )
+    yield from _kubernetes_findings(deployment)
     yield from _waiver_rule_findings(deployment, settings_raw)
+
+
+def _kubernetes_findings(deployment: Deployment) -> Iterator[Finding]:
+    control = deployment.hosts_in("k8s_control")
+    if len(control) > 1 and deployment.settings.kubernetes.endpoint is None:
+        yield Finding(
+            code="inventory.kubernetes_endpoint",
+            message=f"{len(control)} Kubernetes control hosts need an API address to share",
+            key="sovdeploy_kubernetes.endpoint",
+            hint="declare sovdeploy_kubernetes.endpoint (address, name, interface): a free "
+            "address that keepalived moves between them",
+        )
 
 
 def _unknown_name(  # noqa: PLR0917 - one finding's facts

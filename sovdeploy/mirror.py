@@ -24,7 +24,7 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -42,6 +42,7 @@ __all__ = [
     "load",
     "location",
     "needed",
+    "role_vars",
     "sources",
 ]
 
@@ -130,6 +131,15 @@ def load() -> Manifest:
     """The manifest shipped with sovdeploy."""
     text = resources.files("sovdeploy").joinpath("data/kubernetes.yml").read_text("utf-8")
     return Manifest.model_validate(yaml.safe_load(text))
+
+
+def role_vars(manifest: Manifest) -> dict[str, Any]:
+    """What the kubernetes role reads: ``kubernetes_artifacts``, the entries by name."""
+    return {
+        "kubernetes_artifacts": {
+            a.name: a.model_dump(mode="json", by_alias=True) for a in manifest.artifacts
+        }
+    }
 
 
 def needed(manifest: Manifest, deployment: Deployment) -> list[Artifact]:
@@ -347,3 +357,8 @@ def _hash_stream(response: urllib.response.addinfourl) -> tuple[str, int]:
 
 def _size(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} bytes"
+
+
+if __name__ == "__main__":
+    # The role's variables, for a playbook run by hand (-e @FILE).
+    print(json.dumps(role_vars(load()), indent=2, sort_keys=True))

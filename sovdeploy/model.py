@@ -117,6 +117,31 @@ class Endpoint(Strict):
     )
 
 
+class Kubernetes(Strict):
+    """The Kubernetes cluster on the ``k8s_control`` and ``k8s_worker`` hosts."""
+
+    endpoint: Endpoint | None = Field(
+        default=None,
+        description="the API server's address: keepalived moves it between the control "
+        "hosts, HAProxy forwards it to each one's API server; needed with more than one",
+    )
+    pod_subnet: IPv4Network = Field(
+        default=IPv4Network("10.244.0.0/16"), description="pods' addresses (Cilium's pool)"
+    )
+    service_subnet: IPv4Network = Field(
+        default=IPv4Network("10.96.0.0/12"), description="services' cluster IPs"
+    )
+    dns_domain: str = Field(default="cluster.local", description="the cluster's DNS domain")
+
+    @model_validator(mode="after")
+    def _apart(self) -> Kubernetes:
+        if self.pod_subnet.overlaps(self.service_subnet):
+            raise ValueError(
+                f"pod_subnet {self.pod_subnet} overlaps service_subnet {self.service_subnet}"
+            )
+        return self
+
+
 class TerraformBackend(Strict):
     """Where Terraform keeps its state. ``local`` keeps it in the state dir."""
 
@@ -389,6 +414,9 @@ class Settings(Strict):
     log_archive: LogArchive = Field(description="WORM archive of the ledger")
     endpoint: Endpoint | None = Field(
         default=None, description="the API endpoint; needed once OpenStack is deployed"
+    )
+    kubernetes: Kubernetes = Field(
+        default=Kubernetes(), description="the Kubernetes cluster's API address and subnets"
     )
     terraform_backend: TerraformBackend = Field(
         default=TerraformBackend(), description="where Terraform state lives"

@@ -602,13 +602,21 @@ def _kubernetes_artifacts(ctx: Context) -> list[Any]:
     return mirror.needed(mirror.load(), ctx.deployment)
 
 
+def kubernetes_vars(ctx: Context) -> dict[str, Any]:
+    """The artifact manifest, as the kubernetes role reads it."""
+    from sovdeploy import mirror
+
+    return mirror.role_vars(mirror.load())
+
+
 def _kubernetes(ctx: Context) -> str:
     if not _kubernetes_artifacts(ctx):
         return "no Kubernetes hosts in this deployment"
-    # Say so rather than report a cluster that is not there.
+    summary = playbook_phase("kubernetes", check=False, extravars=kubernetes_vars)(ctx)
+    # The hosts are ready for kubeadm; say so rather than report a cluster that is not there.
     raise UsageError(
-        "sovdeploy does not build the Kubernetes cluster yet: its artifacts are pinned and "
-        "checked (`sovdeploy mirror check`), the roles that install them are not written"
+        f"the Kubernetes hosts are prepared ({summary}), but sovdeploy does not bootstrap "
+        "the cluster yet (kubeadm init and join, Cilium, the device plugins): no cluster runs"
     )
 
 
@@ -626,10 +634,12 @@ def _kubernetes_plan(ctx: Context) -> str:
         where = mirror.location(a, mirrors) or f"no {mirror.SOURCE_OF[a.kind]} source declared"
         ctx.progress.console.print(f"          from {where}", markup=False)
     d = ctx.deployment
+    rendered = playbook_phase("kubernetes", check=True, extravars=kubernetes_vars)(ctx)
     return (
         f"Kubernetes {mirror.load().kubernetes_version} on {len(d.hosts_in('k8s_control'))} "
         f"control and {len(d.hosts_in('k8s_worker'))} worker host(s): {len(needed)} pinned "
-        "artifact(s) from the inventory's mirrors; `up` checks each digest before any host"
+        f"artifact(s) from the inventory's mirrors; `up` checks each digest before any host; "
+        f"{rendered}"
     )
 
 

@@ -66,6 +66,11 @@ def _private_key() -> str:
     ).decode()
 
 
+def _encryption_key() -> str:
+    """32 random bytes, base64: an AES-256 or secretbox key (Kubernetes' encryption at rest)."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 #: Secret kinds by the ending of the option's name.
 GENERATORS: dict[str, Callable[[], str]] = {
     "_password": _password,
@@ -73,6 +78,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "_secret": _password,
     "_cephx_key": _cephx_key,
     "_private_key": _private_key,
+    "_encryption_key": _encryption_key,
 }
 
 

@@ -173,3 +173,28 @@ def test_ovn_runs_the_userspace_datapath_on_dpdk_hosts_and_hosts_sriov_ports() -
     assert (
         value(cms, "net01", ovn_sriov_physnets=[], _ovn_is_gateway=True) == "enable-chassis-as-gw"
     )
+
+
+def test_apt_pins_name_each_deb_at_its_manifest_version() -> None:
+    from sovdeploy import mirror
+
+    artifacts = mirror.role_vars(mirror.load())["kubernetes_artifacts"]
+    pins = _render("{{ ['containerd', 'runc'] | apt_pins(a) }}", a=artifacts)
+    assert pins == [
+        f"containerd={artifacts['containerd']['version']}",
+        f"runc={artifacts['runc']['version']}",
+    ]
+    with pytest.raises(AnsibleError, match="'kubeadm' is a file, not a deb"):
+        _render("{{ ['kubeadm'] | apt_pins(a) }}", a=artifacts)
+    with pytest.raises(AnsibleError, match="has no 'dockerd'"):
+        _render("{{ ['dockerd'] | apt_pins(a) }}", a=artifacts)
+
+
+def test_pinned_image_is_named_by_the_deployments_registry_and_digest() -> None:
+    from sovdeploy import mirror
+
+    artifacts = mirror.role_vars(mirror.load())["kubernetes_artifacts"]
+    image = _render("{{ 'pause' | pinned_image(a, 'registry.example/') }}", a=artifacts)
+    assert image == (
+        f"registry.example/registry.k8s.io/pause@sha256:{artifacts['pause']['sha256']}"
+    )

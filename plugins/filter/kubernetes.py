@@ -1,0 +1,42 @@
+"""Filters over the Kubernetes artifact manifest (``sovdeploy/data/kubernetes.yml``).
+
+sovdeploy passes the manifest's entries by name as ``kubernetes_artifacts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+
+def _entry(artifacts: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    try:
+        return artifacts[name]  # type: ignore[no-any-return]
+    except KeyError:
+        raise AnsibleFilterError(f"the artifact manifest has no '{name}'") from None
+
+
+def apt_pins(names: Iterable[str], artifacts: Mapping[str, Any]) -> list[str]:
+    """``name=version`` for apt, for each named deb of the manifest."""
+    pins = []
+    for name in names:
+        entry = _entry(artifacts, name)
+        if entry.get("kind") != "deb":
+            raise AnsibleFilterError(f"'{name}' is a {entry.get('kind')}, not a deb")
+        pins.append(f"{name}={entry['version']}")
+    return pins
+
+
+def pinned_image(name: str, artifacts: Mapping[str, Any], registry: str) -> str:
+    """The image ``name`` in the deployment's registry, by its pinned digest."""
+    entry = _entry(artifacts, name)
+    if entry.get("kind") != "image":
+        raise AnsibleFilterError(f"'{name}' is a {entry.get('kind')}, not an image")
+    return f"{registry.rstrip('/')}/{entry['path']}@sha256:{entry['sha256']}"
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"apt_pins": apt_pins, "pinned_image": pinned_image}

@@ -1,0 +1,200 @@
+"""The Kubernetes hosts, up to where the Kubernetes binaries would take over.
+
+This machine has no source for kubeadm, the kubelet or the control-plane images, so the
+checks stop where they would start: the kernel and swap as the kubelet needs them,
+containerd serving CRI with the systemd cgroup driver, the cluster's CAs signing, the API
+server's policy files, and the API address moving between the control hosts' HAProxies.
+"""
+
+import base64
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[5]
+MANIFEST = yaml.safe_load((ROOT / "sovdeploy" / "data" / "kubernetes.yml").read_text())
+ARTIFACTS = {a["name"]: a for a in MANIFEST["artifacts"]}
+DEBS = ["containerd", "runc", "containernetworking-plugins", "conntrack", "socat", "ethtool"]
+VIP = "10.88.255.250"
+CA_DIR = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".sovdeploy" / "pki" / "kubernetes"
+
+
+def _host(name):
+    import testinfra
+
+    return testinfra.get_host(
+        f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
+    )
+
+
+@pytest.fixture(scope="module")
+def control():
+    return [_host("k8s-cp1"), _host("k8s-cp2")]
+
+
+def _address(host):
+    facts = host.ansible("setup", "gather_subset=network")["ansible_facts"]
+    return facts["ansible_default_ipv4"]["address"]
+
+
+def test_bridged_traffic_goes_through_iptables_and_is_forwarded(host):
+    for key in ("net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"):
+        assert host.file(f"/proc/sys/{key}").content_string.strip() == "1"
+    assert host.file("/proc/sys/net/ipv4/ip_forward").content_string.strip() == "1"
+    assert "overlay" in host.file("/proc/filesystems").content_string
+    assert host.file("/etc/modules-load.d/kubernetes.conf").content_string.split()[-2:] == [
+        "overlay",
+        "br_netfilter",
+    ]
+
+
+def test_swap_is_off_and_stays_off(host):
+    assert host.file("/proc/swaps").content_string.strip().splitlines()[1:] == []
+    assert host.run("systemctl is-enabled swap.target").stdout.strip() == "masked"
+
+
+def test_the_pinned_packages_are_installed_and_held(host):
+    held = set(host.check_output("apt-mark showhold").split())
+    for name in DEBS:
+        assert host.package(name).version == ARTIFACTS[name]["version"], name
+        assert name in held
+
+
+def test_containerd_serves_cri_with_the_systemd_cgroup_driver(host):
+    assert host.service("containerd").is_running
+    plugins = host.check_output("ctr --address /run/containerd/containerd.sock plugins ls")
+    cri = [line.split() for line in plugins.splitlines() if " cri " in f" {line} "]
+    assert cri and cri[0][-1] == "ok", plugins
+    # What containerd parsed, not what the file says.
+    dump = host.check_output("containerd config dump")
+    assert "SystemdCgroup = true" in dump
+    pause = ARTIFACTS["pause"]
+    assert (
+        f'sandbox_image = "registry.lab.invalid/{pause["path"]}@sha256:{pause["sha256"]}"' in dump
+    )
+
+
+def test_every_control_host_has_the_deployers_ca_certificates(control):
+    for name in ("ca", "front-proxy-ca", "etcd-ca"):
+        wanted = (CA_DIR / f"{name}.crt").read_bytes()
+        remote = f"/etc/kubernetes/pki/{name.replace('etcd-ca', 'etcd/ca')}.crt"
+        for host in control:
+            assert host.file(remote).content == wanted, (host.backend.hostname, remote)
+
+
+@pytest.mark.parametrize("ca", ["ca", "front-proxy-ca", "etcd/ca"])
+def test_each_ca_signs_a_certificate_that_verifies_against_it(host, ca):
+    pki = "/etc/kubernetes/pki"
+    text = host.check_output(f"openssl x509 -in {pki}/{ca}.crt -noout -text")
+    assert "CA:TRUE" in text
+    assert "Certificate Sign" in text
+    assert host.file(f"{pki}/{ca}.key").mode == 0o600
+    # Sign a throwaway leaf the way kubeadm will, and check the chain.
+    script = (
+        "set -e; d=$(mktemp -d); cd $d; "
+        "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes "
+        "-subj /CN=leaf -keyout leaf.key -out leaf.csr 2>/dev/null; "
+        f"openssl x509 -req -in leaf.csr -CA {pki}/{ca}.crt -CAkey {pki}/{ca}.key "
+        "-CAcreateserial -days 1 -out leaf.crt 2>/dev/null; "
+        f"openssl verify -CAfile {pki}/{ca}.crt leaf.crt; rm -rf $d"
+    )
+    assert host.check_output(f"bash -c '{script}'").endswith("leaf.crt: OK")
+
+
+def test_the_service_account_keys_are_a_pair(host):
+    pki = "/etc/kubernetes/pki"
+    derived = host.check_output(f"openssl pkey -in {pki}/sa.key -pubout")
+    assert derived.strip() == host.file(f"{pki}/sa.pub").content_string.strip()
+    assert host.file(f"{pki}/sa.key").mode == 0o600
+
+
+def test_secrets_are_encrypted_with_a_32_byte_secretbox_key_first(host):
+    path = host.file("/etc/kubernetes/encryption-config.yaml")
+    assert path.mode == 0o600
+    config = yaml.safe_load(path.content_string)
+    [entry] = config["resources"]
+    assert entry["resources"] == ["secrets"]
+    first, fallback = entry["providers"]
+    assert len(base64.b64decode(first["secretbox"]["keys"][0]["secret"])) == 32
+    assert fallback == {"identity": {}}
+
+
+def test_the_audit_policy_keeps_secrets_out_and_writes_in(host):
+    policy = yaml.safe_load(host.file("/etc/kubernetes/audit-policy.yaml").content_string)
+    assert policy["omitStages"] == ["RequestReceived"]
+    rules = policy["rules"]
+    # The first rule that matches decides: Secrets, ConfigMaps and tokens before writes.
+    assert rules[0]["level"] == "Metadata"
+    core = next(r for r in rules[0]["resources"] if r["group"] == "")
+    assert {"secrets", "configmaps", "serviceaccounts/token"} <= set(core["resources"])
+    writes = next(i for i, r in enumerate(rules) if r["level"] == "RequestResponse")
+    assert set(rules[writes]["verbs"]) >= {"create", "update", "patch", "delete"}
+    assert writes > 0
+    assert rules[-1] == {"level": "Metadata"}
+    assert host.file("/var/log/kubernetes/audit").mode == 0o700
+
+
+def test_pod_security_enforces_baseline_by_default(host):
+    config = yaml.safe_load(host.file("/etc/kubernetes/admission-config.yaml").content_string)
+    [plugin] = config["plugins"]
+    assert plugin["name"] == "PodSecurity"
+    assert plugin["configuration"]["defaults"]["enforce"] == "baseline"
+
+
+def test_kubeadm_is_configured_for_the_pinned_release_and_the_api_address(host):
+    docs = list(yaml.safe_load_all(host.file("/etc/kubernetes/kubeadm/config.yaml").content_string))
+    cluster = next(d for d in docs if d["kind"] == "ClusterConfiguration")
+    init = next(d for d in docs if d["kind"] == "InitConfiguration")
+    kubelet = next(d for d in docs if d["kind"] == "KubeletConfiguration")
+    assert cluster["kubernetesVersion"] == ARTIFACTS["kubeadm"]["version"]
+    assert cluster["controlPlaneEndpoint"] == "k8s.lab.invalid:6443"
+    assert cluster["imageRepository"] == "registry.lab.invalid/registry.k8s.io"
+    assert init["localAPIEndpoint"] == {"advertiseAddress": _address(host), "bindPort": 6444}
+    assert kubelet["cgroupDriver"] == "systemd"
+
+
+def _holders(control):
+    return [h for h in control if VIP in h.check_output("ip -4 -o addr show dev eth0")]
+
+
+def _wait_for_one_holder(control, not_on=None, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        holders = _holders(control)
+        if len(holders) == 1 and holders[0] is not not_on:
+            return holders[0]
+        assert time.monotonic() < deadline, [h.backend.hostname for h in holders]
+        time.sleep(1)
+
+
+def _get(host, url):
+    script = f"import urllib.request; print(urllib.request.urlopen('{url}', timeout=5).status)"
+    return host.run("python3 -c %s", script)
+
+
+def test_haproxy_forwards_the_api_address_and_keepalived_moves_it(control):
+    holder = _wait_for_one_holder(control)
+    # A stand-in listener where the API servers will listen: HAProxy passes TCP through.
+    backend = control[1]
+    address = _address(backend)
+    backend.run(
+        "systemd-run --unit=apiserver-stand-in --collect "
+        f"python3 -m http.server --bind {address} 6444"
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (result := _get(holder, f"http://{VIP}:6443/")).stdout.strip() != "200":
+            assert time.monotonic() < deadline, result.stderr
+            time.sleep(2)
+        # Stop HAProxy where the address is: keepalived hands the address on.
+        holder.run("systemctl stop haproxy")
+        try:
+            other = _wait_for_one_holder(control, not_on=holder)
+            assert other is not holder
+        finally:
+            holder.run("systemctl start haproxy")
+    finally:
+        backend.run("systemctl stop apiserver-stand-in")
