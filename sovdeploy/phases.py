@@ -25,7 +25,7 @@ import yaml
 from sovdeploy import inventory as inv
 from sovdeploy import sandbox, secrets
 from sovdeploy.engines import ansible, terraform
-from sovdeploy.errors import InterruptedRunError, LedgerError, UsageError
+from sovdeploy.errors import InterruptedRunError, LedgerError, NotBuiltError, UsageError
 from sovdeploy.inventory import LoadedInventory, digest_files
 from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.model import Deployment, Provisioner
@@ -614,7 +614,7 @@ def _kubernetes(ctx: Context) -> str:
         return "no Kubernetes hosts in this deployment"
     summary = playbook_phase("kubernetes", check=False, extravars=kubernetes_vars)(ctx)
     # The hosts are ready for kubeadm; say so rather than report a cluster that is not there.
-    raise UsageError(
+    raise NotBuiltError(
         f"the Kubernetes hosts are prepared ({summary}), but sovdeploy does not bootstrap "
         "the cluster yet (kubeadm init and join, Cilium, the device plugins): no cluster runs"
     )
@@ -831,7 +831,8 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase(
         "kubernetes",
-        "containerd, a kubeadm control plane and the add-ons, from pinned artifacts (Ansible)",
+        "kernel, swap, containerd, the cluster's CAs and API server policy, the API address, "
+        "from pinned artifacts (Ansible); the kubeadm bootstrap is not built yet",
         _kubernetes,
         _kubernetes_plan,
     ),
