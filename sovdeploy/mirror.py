@@ -309,7 +309,8 @@ def _open(url: str, headers: dict[str, str] | None = None) -> urllib.response.ad
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, FileNotFoundError):
-            raise MirrorError(f"missing: no file {urllib.parse.unquote(url)}") from exc
+            path = urllib.parse.unquote(urllib.parse.urlparse(url).path)
+            raise MirrorError(f"missing: no file {path}") from exc
         raise MirrorError(f"unreachable: {url}: {reason}") from exc
     except OSError as exc:
         raise MirrorError(f"unreachable: {url}: {exc}") from exc

@@ -1,9 +1,10 @@
-"""`sovdeploy mirror check` against a real apt mirror on this machine.
+"""`sovdeploy mirror check` against a real apt mirror and a real registry on this machine.
 
 The mirror is built here from the pinned Debian packages themselves (fetched once from
 Debian's archive, their upstream origin, and cached), indexed by dpkg-scanpackages and
 served over HTTP. The check must pass on it, and refuse it once an artifact is
-missing or is not the pinned one.
+missing or is not the pinned one. The registry is Debian's distribution registry, holding
+an image podman built and pushed here.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import functools
 import http.server
 import json
 import shutil
+import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -217,3 +220,114 @@ def test_plan_shows_the_kubernetes_phase_with_its_artifacts(with_vault: Path) ->
             section
         )
     assert f"3 control and 2 worker host(s): {len(needed)} pinned artifact(s)" in section
+
+
+# -- the registry side: Debian's distribution registry, holding an image podman pushed ----
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A running registry (docker-registry, filesystem storage) on a local port."""
+    for tool in ("docker-registry", "podman"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"`{tool}` is not installed (`make deps` installs it)")
+    root = tmp_path_factory.mktemp("registry")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = {
+        "version": 0.1,
+        "log": {"level": "error"},
+        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }
+    (root / "config.yml").write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(root / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/v2/", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the registry did not answer"
+                time.sleep(0.2)
+        yield root, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def pushed(registry: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> mir.Artifact:
+    """A small real image (one layer, one file) that podman pushed to the registry."""
+    _, url = registry
+    work = tmp_path_factory.mktemp("image")
+    (work / "hello.txt").write_text("sovdeploy mirror test\n")
+    subprocess.run(
+        ["tar", "-C", str(work), "-cf", str(work / "layer.tar"), "hello.txt"], check=True
+    )
+    local = "localhost/sovdeploy-mirror-test:1"
+    subprocess.run(["podman", "import", "-q", str(work / "layer.tar"), local], check=True)
+    try:
+        subprocess.run(
+            [
+                "podman", "push", "-q", "--tls-verify=false",
+                "--digestfile", str(work / "digest"),
+                local, f"docker://{url.removeprefix('http://')}/example.org/mirror-test:1",
+            ],
+            check=True,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["podman", "rmi", "-f", local], check=False, capture_output=True)
+    digest = (work / "digest").read_text().strip().removeprefix("sha256:")
+    return mir.Artifact.model_validate(
+        {
+            "name": "mirror-test",
+            "kind": "image",
+            "for": "k8s",
+            "version": "1",
+            "path": "example.org/mirror-test",
+            "sha256": digest,
+            "origin": "example.org/mirror-test:1",
+        }
+    )
+
+
+def test_an_image_the_registry_holds_passes(
+    registry: tuple[Path, str], pushed: mir.Artifact
+) -> None:
+    [result] = mir.check([pushed], {mir.ArtifactKind.IMAGE: registry[1]})
+    assert result.ok, result.detail
+    assert result.detail.startswith("sha256 verified")
+
+
+def test_an_image_the_registry_lacks_is_refused(
+    registry: tuple[Path, str], pushed: mir.Artifact
+) -> None:
+    absent = pushed.model_copy(update={"sha256": "0" * 64})
+    [result] = mir.check([absent], {mir.ArtifactKind.IMAGE: registry[1]})
+    assert not result.ok
+    assert result.detail.startswith("missing: HTTP 404")
+
+
+def test_a_registry_serving_altered_bytes_is_refused(
+    registry: tuple[Path, str], pushed: mir.Artifact
+) -> None:
+    # Someone with the registry's storage changed the manifest under its digest.
+    root, url = registry
+    blobs = root / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256"
+    stored = blobs / pushed.sha256[:2] / pushed.sha256 / "data"
+    original = stored.read_bytes()
+    stored.write_bytes(original + b" ")
+    try:
+        [result] = mir.check([pushed], {mir.ArtifactKind.IMAGE: url})
+    finally:
+        stored.write_bytes(original)
+    assert not result.ok
+    assert result.detail.startswith("wrong digest: the mirror serves sha256:")
