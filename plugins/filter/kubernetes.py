@@ -29,6 +29,15 @@ def apt_pins(names: Iterable[str], artifacts: Mapping[str, Any]) -> list[str]:
     return pins
 
 
+def debs_for(artifacts: Mapping[str, Any], needed_on: str) -> list[str]:
+    """The names of the manifest's debs that ``needed_on`` hosts (k8s, control) need."""
+    return [
+        name
+        for name, entry in artifacts.items()
+        if entry.get("kind") == "deb" and entry.get("for") == needed_on
+    ]
+
+
 def pinned_image(name: str, artifacts: Mapping[str, Any], registry: str) -> str:
     """The image ``name`` in the deployment's registry, by its pinned digest."""
     entry = _entry(artifacts, name)
@@ -39,4 +48,4 @@ def pinned_image(name: str, artifacts: Mapping[str, Any], registry: str) -> str:
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"apt_pins": apt_pins, "pinned_image": pinned_image}
+        return {"apt_pins": apt_pins, "debs_for": debs_for, "pinned_image": pinned_image}

@@ -198,3 +198,19 @@ def test_pinned_image_is_named_by_the_deployments_registry_and_digest() -> None:
     assert image == (
         f"registry.example/registry.k8s.io/pause@sha256:{artifacts['pause']['sha256']}"
     )
+
+
+def test_debs_for_names_the_manifests_debs_of_each_kind_of_host() -> None:
+    from sovdeploy import mirror
+
+    artifacts = mirror.role_vars(mirror.load())["kubernetes_artifacts"]
+    every = _render("{{ a | debs_for('k8s') }}", a=artifacts)
+    assert set(every) == {
+        "containerd",
+        "runc",
+        "containernetworking-plugins",
+        "conntrack",
+        "socat",
+        "ethtool",
+    }
+    assert set(_render("{{ a | debs_for('control') }}", a=artifacts)) == {"haproxy", "keepalived"}
