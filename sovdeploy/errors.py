@@ -91,7 +91,3 @@ class InterruptedRunError(SovdeployError):
     """The user interrupted a run; completed phases are kept and the next run resumes."""
 
     exit_code = EXIT_INTERRUPTED
-
-
-class NotBuiltError(SovdeployError):
-    """A step the inventory asks for that sovdeploy does not perform yet (hosts may be changed)."""

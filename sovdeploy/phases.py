@@ -25,7 +25,7 @@ import yaml
 from sovdeploy import inventory as inv
 from sovdeploy import sandbox, secrets
 from sovdeploy.engines import ansible, terraform
-from sovdeploy.errors import InterruptedRunError, LedgerError, NotBuiltError, UsageError
+from sovdeploy.errors import InterruptedRunError, LedgerError, UsageError
 from sovdeploy.inventory import LoadedInventory, digest_files
 from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.model import Deployment, Provisioner
@@ -603,21 +603,30 @@ def _kubernetes_artifacts(ctx: Context) -> list[Any]:
 
 
 def kubernetes_vars(ctx: Context) -> dict[str, Any]:
-    """The artifact manifest, as the kubernetes role reads it."""
-    from sovdeploy import mirror
+    """The artifact manifest and what the hardware says, as the kubernetes role reads them."""
+    from sovdeploy import catalogue, hostplan, mirror
 
-    return mirror.role_vars(mirror.load())
+    return {
+        **mirror.role_vars(mirror.load()),
+        **hostplan.kubernetes_vars(ctx.deployment, catalogue.for_deployment(ctx.deployment)),
+        "kubernetes_kubeconfig": str(kubeconfig_path(ctx)),
+    }
+
+
+def kubeconfig_path(ctx: Context) -> Path:
+    """Where `up` writes the operator's kubeconfig (mode 0600)."""
+    return ctx.state.root / "kubernetes" / "admin.conf"
 
 
 def _kubernetes(ctx: Context) -> str:
     if not _kubernetes_artifacts(ctx):
         return "no Kubernetes hosts in this deployment"
     summary = playbook_phase("kubernetes", check=False, extravars=kubernetes_vars)(ctx)
-    # The hosts are ready for kubeadm; say so rather than report a cluster that is not there.
-    raise NotBuiltError(
-        f"the Kubernetes hosts are prepared ({summary}), but sovdeploy does not bootstrap "
-        "the cluster yet (kubeadm init and join, Cilium, the device plugins): no cluster runs"
-    )
+    config = kubeconfig_path(ctx)
+    if config.exists():
+        record_artifact(ctx, config)
+        summary += f"; the operator's kubeconfig is {config}"
+    return summary
 
 
 def _kubernetes_plan(ctx: Context) -> str:

@@ -279,6 +279,10 @@ class _Renderer:
                 text = str(templar.template(args["content"]))
             else:
                 src = source / str(templar.template(args["src"]))
+                # As the template action: includes resolve next to the template.
+                from jinja2 import FileSystemLoader
+
+                templar = templar.copy_with_new_env(loader=FileSystemLoader([str(src.parent)]))
                 text = templar.template(
                     src.read_text(encoding="utf-8"),
                     preserve_trailing_newlines=True,

@@ -71,6 +71,12 @@ def _encryption_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def _bootstrap_token() -> str:
+    """A kubeadm bootstrap token: six and sixteen of [a-z0-9], joined by a dot."""
+    alphabet = string.ascii_lowercase + string.digits
+    return ".".join("".join(secrets.choice(alphabet) for _ in range(n)) for n in (6, 16))
+
+
 #: Secret kinds by the ending of the option's name.
 GENERATORS: dict[str, Callable[[], str]] = {
     "_password": _password,
@@ -79,6 +85,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "_cephx_key": _cephx_key,
     "_private_key": _private_key,
     "_encryption_key": _encryption_key,
+    "_bootstrap_token": _bootstrap_token,
 }
 
 

@@ -46,6 +46,35 @@ def pinned_image(name: str, artifacts: Mapping[str, Any], registry: str) -> str:
     return f"{registry.rstrip('/')}/{entry['path']}@sha256:{entry['sha256']}"
 
 
+def spki_sha256(private_key: str) -> str:
+    """The CA pin kubeadm joins with: ``sha256:`` and the digest of the key's SPKI (DER).
+
+    A joining node checks the cluster CA it discovers against this pin. ``sovdeploy plan``
+    renders without the vault, with ``<vault:NAME>`` for each secret: such a value passes
+    through as ``sha256:<vault:NAME>``, so the plan shows where the pin comes from.
+    """
+    if private_key.startswith("<vault:"):
+        return f"sha256:{private_key}"
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    try:
+        key = serialization.load_pem_private_key(private_key.encode(), password=None)
+    except ValueError as exc:
+        message = f"spki_sha256 needs an unencrypted PEM private key: {exc}"
+        raise AnsibleFilterError(message) from None
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return f"sha256:{digest.finalize().hex()}"
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"apt_pins": apt_pins, "debs_for": debs_for, "pinned_image": pinned_image}
+        return {
+            "apt_pins": apt_pins,
+            "debs_for": debs_for,
+            "pinned_image": pinned_image,
+            "spki_sha256": spki_sha256,
+        }

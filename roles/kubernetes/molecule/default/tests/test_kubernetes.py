@@ -7,6 +7,7 @@ server's policy files, and the API address moving between the control hosts' HAP
 """
 
 import base64
+import json
 import os
 import time
 from pathlib import Path
@@ -145,16 +146,105 @@ def test_pod_security_enforces_baseline_by_default(host):
     assert plugin["configuration"]["defaults"]["enforce"] == "baseline"
 
 
-def test_kubeadm_is_configured_for_the_pinned_release_and_the_api_address(host):
-    docs = list(yaml.safe_load_all(host.file("/etc/kubernetes/kubeadm/config.yaml").content_string))
+def test_kubeadm_is_configured_for_the_pinned_release_and_the_api_address(control):
+    first, other = control
+    docs = list(
+        yaml.safe_load_all(first.file("/etc/kubernetes/kubeadm/config.yaml").content_string)
+    )
     cluster = next(d for d in docs if d["kind"] == "ClusterConfiguration")
     init = next(d for d in docs if d["kind"] == "InitConfiguration")
     kubelet = next(d for d in docs if d["kind"] == "KubeletConfiguration")
     assert cluster["kubernetesVersion"] == ARTIFACTS["kubeadm"]["version"]
     assert cluster["controlPlaneEndpoint"] == "k8s.lab.invalid:6443"
     assert cluster["imageRepository"] == "registry.lab.invalid/registry.k8s.io"
-    assert init["localAPIEndpoint"] == {"advertiseAddress": _address(host), "bindPort": 6444}
+    assert init["localAPIEndpoint"] == {"advertiseAddress": _address(first), "bindPort": 6444}
+    # k8s-cp1 is no worker: it keeps the control-plane taint.
+    assert init["nodeRegistration"]["taints"] == [
+        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+    ]
     assert kubelet["cgroupDriver"] == "systemd"
+    # The second control host joins; it does not initialise a cluster of its own.
+    assert not other.file("/etc/kubernetes/kubeadm/config.yaml").exists
+
+
+def _spki_pin(host):
+    der = (
+        "openssl x509 -in /etc/kubernetes/pki/ca.crt -pubkey -noout"
+        " | openssl pkey -pubin -outform der"
+    )
+    return "sha256:" + host.check_output(f"bash -c '{der} | sha256sum'").split()[0]
+
+
+def test_the_second_control_host_joins_pinning_the_cluster_ca(control):
+    other = control[1]
+    path = other.file("/etc/kubernetes/kubeadm/join.yaml")
+    assert path.mode == 0o600
+    join = yaml.safe_load(path.content_string)
+    assert join["kind"] == "JoinConfiguration"
+    discovery = join["discovery"]["bootstrapToken"]
+    assert discovery["apiServerEndpoint"] == "k8s.lab.invalid:6443"
+    # The pin is the hash of the CA certificate's key as the host has it.
+    assert discovery["caCertHashes"] == [_spki_pin(other)]
+    assert join["controlPlane"]["localAPIEndpoint"] == {
+        "advertiseAddress": _address(other),
+        "bindPort": 6444,
+    }
+    registration = join["nodeRegistration"]
+    # A control host that is also a GPU worker: the GPU taint, not the control-plane one.
+    assert registration["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+    ]
+    args = {a["name"]: a["value"] for a in registration["kubeletExtraArgs"]}
+    assert set(args["node-labels"].split(",")) == {
+        "nvidia.com/gpu.present=true",
+        "sovdeploy.io/gpu=nvidia-l40s",
+        "sovdeploy.io/sriov-fabric=true",
+    }
+
+
+def test_the_add_ons_are_rendered_on_the_first_control_host_with_pinned_images(control):
+    first, other = control
+    addons = "/etc/kubernetes/addons"
+    files = set(first.check_output(f"ls {addons}").split())
+    assert files == {"cilium-values.yaml", "nvidia-device-plugin.yaml", "multus.yaml", "sriov.yaml"}
+    assert not other.file(addons).exists
+    images = []
+    for name in files - {"cilium-values.yaml"}:
+        for doc in yaml.safe_load_all(first.file(f"{addons}/{name}").content_string):
+            pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+            images += [
+                c["image"] for c in pod.get("initContainers", []) + pod.get("containers", [])
+            ]
+    wanted = {
+        f"registry.lab.invalid/{ARTIFACTS[n]['path']}@sha256:{ARTIFACTS[n]['sha256']}"
+        for n in ("nvidia-device-plugin", "multus", "sriov-network-device-plugin", "sriov-cni")
+    }
+    assert set(images) == wanted
+    values = yaml.safe_load(first.file(f"{addons}/cilium-values.yaml").content_string)
+    assert values["image"]["digest"] == f"sha256:{ARTIFACTS['cilium']['sha256']}"
+    assert values["image"]["useDigest"] is True
+    # Multus chains after Cilium: Cilium must leave the other CNI configurations alone.
+    assert values["cni"]["exclusive"] is False
+
+
+def test_the_sriov_device_plugin_pools_the_declared_pfs(control):
+    docs = yaml.safe_load_all(control[0].file("/etc/kubernetes/addons/sriov.yaml").content_string)
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert json.loads(config["data"]["config.json"]) == {
+        "resourceList": [
+            {
+                "resourceName": "sriov_fabric",
+                "resourcePrefix": "sovdeploy.io",
+                "selectors": {"pfNames": ["ens1f0", "ens1f1"]},
+            }
+        ]
+    }
+
+
+def test_without_bootstrap_no_kubernetes_binary_is_fetched(host):
+    # kubernetes_bootstrap is false here: nothing claims a cluster that is not there.
+    for name in ("kubeadm", "kubelet", "kubectl", "crictl", "helm"):
+        assert not host.file(f"/usr/local/bin/{name}").exists, name
 
 
 def _holders(control):
