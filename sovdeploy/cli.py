@@ -533,12 +533,16 @@ def status(inventory: Path, as_json: bool) -> None:
         }
         for h in loaded.deployment.hosts
     ]
+    cluster = _cluster_status(loaded, state)
     if as_json:
-        click.echo(
-            json.dumps(
-                {"deployment": loaded.deployment.name, "phases": rows, "hosts": hosts}, indent=2
-            )
-        )
+        report: dict[str, Any] = {
+            "deployment": loaded.deployment.name,
+            "phases": rows,
+            "hosts": hosts,
+        }
+        if cluster is not None:
+            report["kubernetes"] = cluster
+        click.echo(json.dumps(report, indent=2))
         return
     table = Table(title=f"{loaded.deployment.name}: phases")
     for col in ("phase", "status", "finished", "run"):
@@ -557,6 +561,40 @@ def status(inventory: Path, as_json: bool) -> None:
             h["host"], h["site"], h["country"], ", ".join(h["roles"]), h["address"] or "-"
         )
     out.print(htable)
+    if cluster is not None:
+        _print_cluster(cluster)
+
+
+def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, Any] | None:
+    """The Kubernetes nodes' readiness through the operator's kubeconfig; None without k8s."""
+    from sovdeploy import kube
+
+    d = loaded.deployment
+    if not (d.hosts_in("k8s_control") or d.hosts_in("k8s_worker")):
+        return None
+    config = state.root / phases.KUBECONFIG
+    found: dict[str, Any] = {"kubeconfig": str(config)}
+    if not config.exists():
+        found["error"] = "no kubeconfig yet: the kubernetes phase writes it"
+        return found
+    try:
+        found["nodes"] = [n.as_dict() for n in kube.nodes(config)]
+    except kube.KubeError as exc:
+        found["error"] = str(exc)
+    return found
+
+
+def _print_cluster(cluster: dict[str, Any]) -> None:
+    if "error" in cluster:
+        out.print(f"kubernetes: {cluster['error']}", markup=False)
+        return
+    table = Table(title=f"kubernetes nodes ({cluster['kubeconfig']})")
+    for col in ("node", "ready", "roles", "kubelet"):
+        table.add_column(col)
+    for n in cluster["nodes"]:
+        ready = "[green]Ready[/green]" if n["ready"] else f"[red]NotReady[/red] {n['reason']}"
+        table.add_row(n["name"], ready, ", ".join(n["roles"]) or "-", n["kubelet"])
+    out.print(table)
 
 
 def _provisioned_addresses(state: StateDir) -> dict[str, str]:

@@ -613,9 +613,13 @@ def kubernetes_vars(ctx: Context) -> dict[str, Any]:
     }
 
 
+#: The operator's kubeconfig, in the state dir (mode 0600).
+KUBECONFIG = Path("kubernetes") / "admin.conf"
+
+
 def kubeconfig_path(ctx: Context) -> Path:
-    """Where `up` writes the operator's kubeconfig (mode 0600)."""
-    return ctx.state.root / "kubernetes" / "admin.conf"
+    """Where `up` writes the operator's kubeconfig."""
+    return ctx.state.root / KUBECONFIG
 
 
 def _kubernetes(ctx: Context) -> str:

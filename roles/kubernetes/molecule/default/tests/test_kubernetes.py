@@ -9,6 +9,7 @@ server's policy files, and the API address moving between the control hosts' HAP
 import base64
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_swap_is_off_and_stays_off(host):
 def test_the_pinned_packages_are_installed_and_held(host):
     held = set(host.check_output("apt-mark showhold").split())
     # Both instances are control hosts sharing the API address: HAProxy and keepalived too.
-    for name in [*DEBS, "haproxy", "keepalived"]:
+    for name in [*DEBS, "haproxy", "keepalived", "rsyslog"]:
         assert host.package(name).version == ARTIFACTS[name]["version"], name
         assert name in held
 
@@ -137,6 +138,47 @@ def test_the_audit_policy_keeps_secrets_out_and_writes_in(host):
     assert writes > 0
     assert rules[-1] == {"level": "Metadata"}
     assert host.file("/var/log/kubernetes/audit").mode == 0o700
+
+
+def _audit_entries(host, marker):
+    out = host.check_output("journalctl -q -t kube-apiserver-audit -o cat --no-pager")
+    return [line for line in out.splitlines() if marker in line]
+
+
+def _wait_for_entries(host, marker, count, timeout=30):
+    deadline = time.monotonic() + timeout
+    while len(found := _audit_entries(host, marker)) < count:
+        assert time.monotonic() < deadline, found
+        time.sleep(1)
+    return found
+
+
+def test_audit_events_reach_the_journal_through_rotation_and_restarts(host):
+    # What the API server writes: one JSON event a line, into a file it rotates by rename.
+    marker = f"molecule-{time.time_ns()}"
+    log = "/var/log/kubernetes/audit/audit.log"
+
+    def event(n):
+        line = json.dumps({"kind": "Event", "auditID": f"{marker}-{n}", "verb": "create"})
+        host.check_output("bash -c %s", f"echo {shlex.quote(line)} >> {log}")
+
+    assert host.service("sovdeploy-kube-audit").is_running
+    event(1)
+    [first] = _wait_for_entries(host, marker, 1)
+    assert json.loads(first)["auditID"] == f"{marker}-1"
+    # Rotation: the file is renamed and a new one begun; the new one is followed.
+    host.check_output(f"mv {log} {log}.1")
+    event(2)
+    _wait_for_entries(host, marker, 2)
+    # A restart neither repeats what was forwarded nor loses what came meanwhile.
+    host.check_output("systemctl stop sovdeploy-kube-audit")
+    event(3)
+    host.check_output("systemctl start sovdeploy-kube-audit")
+    found = _wait_for_entries(host, marker, 3)
+    time.sleep(3)
+    assert sorted(json.loads(e)["auditID"] for e in _audit_entries(host, marker)) == [
+        f"{marker}-{n}" for n in (1, 2, 3)
+    ], found
 
 
 def test_pod_security_enforces_baseline_by_default(host):
