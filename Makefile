@@ -85,6 +85,14 @@ endef
 
 molecule: image
 	$(call molecule_roles,$(MOLECULE_ROLES))
+	@if [ -n "$$SOVDEPLOY_K8S_MIRROR" ]; then \
+		mkdir -p $(APT_CACHE)/molecule-kubernetes-w1/partial; \
+		echo "== molecule: kubernetes/cluster"; start=$$SECONDS; (cd roles/kubernetes && molecule test -s cluster); \
+		echo "== molecule: kubernetes/cluster took $$((SECONDS - start))s"; \
+	else \
+		echo "== molecule: kubernetes/cluster SKIPPED: SOVDEPLOY_K8S_MIRROR is not set, and no mirror" \
+			"reachable from here holds kubeadm, the kubelet or the Kubernetes images"; \
+	fi
 	mkdir -p $(APT_CACHE)/molecule-aio-ctl/partial $(APT_CACHE)/molecule-aio-cmp/partial
 	@echo "== molecule: aio"; start=$$SECONDS; molecule test -s aio; \
 		echo "== molecule: aio took $$((SECONDS - start))s"

@@ -142,6 +142,17 @@ def role_vars(manifest: Manifest) -> dict[str, Any]:
     }
 
 
+#: What the certified-conformance run needs beyond the cluster: the conformance image of
+#: the manifest's release, hydrophone to drive it, and the e2e tests' own images.
+CONFORMANCE = ("conformance", "hydrophone", "e2e-test-images")
+
+
+def conformance_unpinned(manifest: Manifest) -> list[str]:
+    """The conformance suite's artifacts the manifest does not pin (none: it can run)."""
+    pinned = {a.name for a in manifest.artifacts}
+    return [name for name in CONFORMANCE if name not in pinned]
+
+
 def needed(manifest: Manifest, deployment: Deployment) -> list[Artifact]:
     """The artifacts this deployment's Kubernetes hosts need (none without such hosts)."""
     workers = deployment.hosts_in("k8s_worker")

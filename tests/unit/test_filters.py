@@ -213,4 +213,5 @@ def test_debs_for_names_the_manifests_debs_of_each_kind_of_host() -> None:
         "socat",
         "ethtool",
     }
-    assert set(_render("{{ a | debs_for('control') }}", a=artifacts)) == {"haproxy", "keepalived"}
+    control = set(_render("{{ a | debs_for('control') }}", a=artifacts))
+    assert control == {"haproxy", "keepalived", "rsyslog"}

@@ -8,14 +8,13 @@ under test is the Kubernetes Python client, with the kubeconfig's CA and client 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import http.server
 import json
 import shutil
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from sovdeploy import cli, kube, phases
 
@@ -94,43 +91,21 @@ def _pem(obj: Any) -> bytes:
     )
 
 
-def _cert(name: str, key: Any, issuer: tuple[Any, x509.Name] | None, ca: bool = False) -> Any:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    signer, issuer_name = issuer or (key, subject)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    return builder.sign(signer, hashes.SHA256())
-
-
 class _Pki:
-    def __init__(self) -> None:
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        self.ca = _cert("kubernetes", self.ca_key, None, ca=True)
+    def __init__(self, issue_cert: Callable[..., Any]) -> None:
+        self.issue = issue_cert
+        self.ca, self.ca_key = issue_cert("kubernetes", None, ca=True)
 
     def leaf(self, name: str) -> tuple[Any, Any]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        return key, _cert(name, key, (self.ca_key, self.ca.subject))
+        cert, key = self.issue(name, (self.ca, self.ca_key), ca=False)
+        return key, cert
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_Pki, str]]:
-    pki = _Pki()
+def api(
+    tmp_path_factory: pytest.TempPathFactory, issue_cert: Callable[..., Any]
+) -> Iterator[tuple[_Pki, str]]:
+    pki = _Pki(issue_cert)
     root = tmp_path_factory.mktemp("api")
     key, cert = pki.leaf("kube-apiserver")
     (root / "server.pem").write_bytes(_pem(cert) + _pem(key))
@@ -210,7 +185,7 @@ def test_nodes_are_read_with_their_readiness_and_roles(
 
 def test_a_client_the_api_does_not_trust_is_refused(api: tuple[_Pki, str], tmp_path: Path) -> None:
     pki, server = api
-    stranger = _Pki()
+    stranger = _Pki(pki.issue)
     key, cert = stranger.leaf("kubernetes-admin")
     with pytest.raises(kube.KubeError, match="cannot reach the API at"):
         kube.nodes(_kubeconfig(tmp_path / "admin.conf", server, pki.ca, key, cert), timeout=2)
