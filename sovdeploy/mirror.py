@@ -24,7 +24,7 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -142,17 +142,6 @@ def role_vars(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-#: What the certified-conformance run needs beyond the cluster: the conformance image of
-#: the manifest's release, hydrophone to drive it, and the e2e tests' own images.
-CONFORMANCE = ("conformance", "hydrophone", "e2e-test-images")
-
-
-def conformance_unpinned(manifest: Manifest) -> list[str]:
-    """The conformance suite's artifacts the manifest does not pin (none: it can run)."""
-    pinned = {a.name for a in manifest.artifacts}
-    return [name for name in CONFORMANCE if name not in pinned]
-
-
 def needed(manifest: Manifest, deployment: Deployment) -> list[Artifact]:
     """The artifacts this deployment's Kubernetes hosts need (none without such hosts)."""
     workers = deployment.hosts_in("k8s_worker")
@@ -177,6 +166,19 @@ def sources(deployment: Deployment) -> dict[ArtifactKind, str]:
                 found[kind] = source.url
                 break
     return found
+
+
+def registry_host(mirrors: dict[ArtifactKind, str]) -> str:
+    """The registry images are named by (host and path, no scheme), as the roles name it."""
+    url = mirrors.get(ArtifactKind.IMAGE)
+    if url is None:
+        raise MirrorError("the inventory declares no artifact source of kind 'container_registry'")
+    return re.sub(r"^https?://", "", url).rstrip("/")
+
+
+def image_ref(artifact: Artifact, registry: str) -> str:
+    """An image in the deployment's registry, by its pinned digest (the pinned_image filter)."""
+    return f"{registry}/{artifact.path}@{artifact.digest}"
 
 
 def location(artifact: Artifact, mirrors: dict[ArtifactKind, str]) -> str | None:
@@ -357,14 +359,38 @@ def _bearer_token(challenge: str, repository: str) -> str:
     return token
 
 
-def _hash_stream(response: urllib.response.addinfourl) -> tuple[str, int]:
+def _hash_stream(
+    response: urllib.response.addinfourl, sink: BinaryIO | None = None
+) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     with response:
         while chunk := response.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
+            if sink is not None:
+                sink.write(chunk)
     return digest.hexdigest(), size
+
+
+def fetch(artifact: Artifact, mirrors: dict[ArtifactKind, str], dest: Path) -> Path:
+    """Download a file artifact to ``dest``, there only once its digest is verified."""
+    url = location(artifact, mirrors)
+    if url is None or artifact.kind is ArtifactKind.IMAGE:
+        raise MirrorError(f"{artifact.name}: no {SOURCE_OF[artifact.kind]} source to fetch it from")
+    partial = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with partial.open("wb") as sink:
+            digest, size = _hash_stream(_open(url), sink)
+        if digest != artifact.sha256:
+            raise MirrorError(
+                f"{artifact.name}: wrong digest: {url} serves sha256:{digest} ({size} bytes)"
+            )
+        partial.replace(dest)
+    finally:
+        partial.unlink(missing_ok=True)
+    return dest
 
 
 def _size(size: int) -> str:

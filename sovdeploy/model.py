@@ -117,6 +117,17 @@ class Endpoint(Strict):
     )
 
 
+class ConformanceProduct(Strict):
+    """What PRODUCT.yaml of a cncf/k8s-conformance submission says about who submits it."""
+
+    website_url: str = Field(description="the operator's page for this platform")
+    documentation_url: str = Field(description="where its users find the documentation")
+    contact_email_address: str = Field(
+        pattern=r"^[^@\s]+@[^@\s]+$", description="whom the CNCF asks about the submission"
+    )
+    product_logo_url: str | None = Field(default=None, description="a logo, SVG preferred")
+
+
 class Kubernetes(Strict):
     """The Kubernetes cluster on the ``k8s_control`` and ``k8s_worker`` hosts."""
 
@@ -132,6 +143,10 @@ class Kubernetes(Strict):
         default=IPv4Network("10.96.0.0/12"), description="services' cluster IPs"
     )
     dns_domain: str = Field(default="cluster.local", description="the cluster's DNS domain")
+    conformance: ConformanceProduct | None = Field(
+        default=None,
+        description="the submitter's details for the conformance bundle's PRODUCT.yaml",
+    )
 
     @model_validator(mode="after")
     def _apart(self) -> Kubernetes:

@@ -126,17 +126,3 @@ def test_sandbox_has_nothing_to_check() -> None:
     result = CliRunner().invoke(main, ["mirror", "check", "-i", str(ROOT / "inventories/sandbox")])
     assert result.exit_code == 0, result.output
     assert "has no Kubernetes hosts: no artifact to check" in result.output
-
-
-def test_verify_kubernetes_refuses_while_the_conformance_suite_is_unpinned() -> None:
-    from click.testing import CliRunner
-
-    from sovdeploy import cli
-
-    example = Path(__file__).resolve().parents[2] / "inventories" / "example-eu"
-    result = CliRunner().invoke(cli.main, ["verify", "kubernetes", "-i", str(example)])
-    assert result.exit_code == 1
-    assert "does not pin the conformance suite (conformance, hydrophone, e2e-test-images)" in (
-        result.output
-    )
-    assert "nothing was run" in result.output

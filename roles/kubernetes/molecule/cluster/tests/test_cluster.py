@@ -10,6 +10,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 KUBECONFIG = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "admin.conf"
 NODES = {"k8s-c1", "k8s-c2", "k8s-w1"}
 
@@ -100,3 +102,23 @@ def test_api_requests_reach_the_journal_as_audit_events():
         assert any(e.get("kind") == "Event" and e.get("auditID") for e in events), out[-500:]
 
     _wait(logged, timeout=120)
+
+
+def test_the_cluster_passes_the_conformance_suite():
+    # Every [Conformance] test, with hydrophone and the images from the mirror by digest,
+    # through the kubeconfig the role wrote on the deployer: `sovdeploy verify kubernetes`.
+    from sovdeploy import conformance, mirror
+
+    manifest = mirror.load()
+    missing = conformance.unpinned(manifest)
+    if missing:
+        pytest.skip(f"the artifact manifest does not pin {', '.join(missing)}")
+    base = os.environ["SOVDEPLOY_K8S_MIRROR"].rstrip("/")
+    mirrors = {
+        mirror.ArtifactKind.FILE: f"{base}/files",
+        mirror.ArtifactKind.IMAGE: base.split("://", 1)[-1],
+    }
+    work = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "conformance"
+    results, code, _ = conformance.execute(manifest, mirrors, KUBECONFIG, work, print)
+    assert conformance.failures(results / "junit_01.xml") == 0
+    assert code == 0
