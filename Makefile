@@ -85,7 +85,7 @@ endef
 
 molecule: image
 	$(call molecule_roles,$(MOLECULE_ROLES))
-	@if [ -n "$$SOVDEPLOY_K8S_MIRROR" ]; then \
+	@if [ -n "$${SOVDEPLOY_K8S_MIRROR:-}" ]; then \
 		mkdir -p $(APT_CACHE)/molecule-kubernetes-w1/partial; \
 		echo "== molecule: kubernetes/cluster"; start=$$SECONDS; (cd roles/kubernetes && molecule test -s cluster); \
 		echo "== molecule: kubernetes/cluster took $$((SECONDS - start))s"; \
