@@ -844,8 +844,8 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase(
         "kubernetes",
-        "kernel, swap, containerd, the cluster's CAs and API server policy, the API address, "
-        "from pinned artifacts (Ansible); the kubeadm bootstrap is not built yet",
+        "a kubeadm cluster from pinned artifacts: containerd, the cluster's CAs and API "
+        "server policy, the API address, init and join, Cilium, the device plugins (Ansible)",
         _kubernetes,
         _kubernetes_plan,
     ),
