@@ -648,7 +648,7 @@ def verify(target: str, inventory: Path, verbose: int) -> None:
 
         conformance.require_pins(mirror.load())
         with _context(inventory, verbose, "verify-kubernetes") as ctx:
-            out_dir = conformance.run(ctx, ctx.state.root / phases.KUBECONFIG)
+            out_dir = conformance.run(ctx, phases.kubeconfig_path(ctx))
         out.print(f"[green]conformant[/green]: {ctx.deployment.name}; the bundle is in {out_dir}")
         return
     with _context(inventory, verbose, "verify") as ctx:

@@ -171,8 +171,8 @@ def execute(
     kubeconfig: Path,
     work: Path,
     echo: Callable[[str], None],
-) -> tuple[Path, int, list[str]]:
-    """Fetch hydrophone and run the suite; return the results dir, its exit code, the command."""
+) -> tuple[Path, int]:
+    """Fetch hydrophone and run the suite; return the results directory and its exit code."""
     require_pins(manifest)
     registry = mirror.registry_host(mirrors)
     work.mkdir(parents=True, exist_ok=True)
@@ -201,7 +201,7 @@ def execute(
         assert proc.stdout is not None
         for line in proc.stdout:
             echo(line.rstrip())
-    return work / "results", proc.returncode, command
+    return work / "results", proc.returncode
 
 
 def run(ctx: Context, kubeconfig: Path) -> Path:
@@ -214,7 +214,7 @@ def run(ctx: Context, kubeconfig: Path) -> Path:
         raise UsageError(f"no kubeconfig at {kubeconfig}: run `sovdeploy up` first")
     version = manifest.kubernetes_version
     ctx.run.record("conformance_start", kubernetes=version)
-    results, code, _ = execute(
+    results, code = execute(
         manifest,
         mirror.sources(deployment),
         kubeconfig,

@@ -541,15 +541,16 @@ def networks(deployment: Deployment) -> list[dict[str, Any]]:
     ]
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 # -- Kubernetes nodes ------------------------------------------------------------------
 
 #: The label prefix of what sovdeploy derives from declared hardware, and of the SR-IOV
 #: device plugin's resource names.
 LABEL_PREFIX = "sovdeploy.io"
+
+
+def _sriov_label(physnet: str) -> str:
+    """The label of a worker with VFs on ``physnet``; the SR-IOV add-ons select it."""
+    return f"{LABEL_PREFIX}/sriov-{physnet}"
 
 
 def kubernetes_node(host: Host, cat: Catalogue) -> dict[str, Any]:
@@ -574,7 +575,7 @@ def kubernetes_node(host: Host, cat: Catalogue) -> dict[str, Any]:
             if taint not in taints:
                 taints.append(taint)
     for physnet in sorted({n.physnet for n in host.hardware.nics if n.sriov_vfs and n.physnet}):
-        labels[f"{LABEL_PREFIX}/sriov-{physnet}"] = "true"
+        labels[_sriov_label(physnet)] = "true"
     return {"labels": dict(sorted(labels.items())), "taints": taints}
 
 
@@ -582,7 +583,8 @@ def sriov_pools(hosts: Iterable[Host]) -> list[dict[str, Any]]:
     """One SR-IOV device plugin resource a physnet: the PFs that carry its VFs.
 
     The resource is ``sovdeploy.io/sriov_<physnet>``; a pod asks for it, and Multus
-    attaches the VF through the physnet's NetworkAttachmentDefinition.
+    attaches the VF through the physnet's NetworkAttachmentDefinition. ``label`` is the
+    node label of the workers that have the pool, which the add-ons are scheduled by.
     """
     pfs: dict[str, set[str]] = {}
     for host in hosts:
@@ -592,6 +594,7 @@ def sriov_pools(hosts: Iterable[Host]) -> list[dict[str, Any]]:
     return [
         {
             "physnet": physnet,
+            "label": _sriov_label(physnet),
             "resource": "sriov_" + re.sub(r"[^A-Za-z0-9_]", "_", physnet),
             "pf_names": sorted(names),
         }
@@ -606,3 +609,7 @@ def kubernetes_vars(deployment: Deployment, cat: Catalogue) -> dict[str, Any]:
         "kubernetes_nodes": {h.name: kubernetes_node(h, cat) for h in workers},
         "kubernetes_sriov_pools": sriov_pools(workers),
     }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -375,8 +375,10 @@ def _hash_stream(
 
 def fetch(artifact: Artifact, mirrors: dict[ArtifactKind, str], dest: Path) -> Path:
     """Download a file artifact to ``dest``, there only once its digest is verified."""
+    if artifact.kind is ArtifactKind.IMAGE:
+        raise MirrorError(f"{artifact.name} is an image: the container runtime pulls it")
     url = location(artifact, mirrors)
-    if url is None or artifact.kind is ArtifactKind.IMAGE:
+    if url is None:
         raise MirrorError(f"{artifact.name}: no {SOURCE_OF[artifact.kind]} source to fetch it from")
     partial = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,8 @@ def test_only_workers_get_node_settings_and_pools_name_each_pf() -> None:
     assert pool["physnet"] == "physnet-sriov"
     # A resource name the device plugin accepts: letters, digits and underscores.
     assert pool["resource"] == "sriov_physnet_sriov"
+    # The add-ons are scheduled by the label the workers with the pool carry.
+    assert found["kubernetes_nodes"]["k8s-wk01"]["labels"][pool["label"]] == "true"  # type: ignore[index]
     assert "ens1f0np0" in pool["pf_names"] and "ens1f1np1" in pool["pf_names"]
 
 

@@ -119,6 +119,6 @@ def test_the_cluster_passes_the_conformance_suite():
         mirror.ArtifactKind.IMAGE: base.split("://", 1)[-1],
     }
     work = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "conformance"
-    results, code, _ = conformance.execute(manifest, mirrors, KUBECONFIG, work, print)
+    results, code = conformance.execute(manifest, mirrors, KUBECONFIG, work, print)
     assert conformance.failures(results / "junit_01.xml") == 0
     assert code == 0
