@@ -656,6 +656,62 @@ def verify(target: str, inventory: Path, verbose: int) -> None:
     out.print(f"[green]verified[/green]: {ctx.deployment.name}")
 
 
+@main.command()
+@options.inventory
+@click.option(
+    "--no-gather",
+    is_flag=True,
+    help="Render again from the facts gathered last time, without reading the hosts.",
+)
+@options.verbose
+@handle_errors
+def runbook(inventory: Path, no_gather: bool, verbose: int) -> None:
+    """Write the exit and portability runbook into the state dir (also the last phase of `up`).
+
+    Reads every host's data stores, packages and images (read-only), then writes
+    runbook.md, runbook.html (one self-contained page), topology.svg, sbom.cdx.json
+    (CycloneDX), register.json (DORA's register of third parties) and attestation.json
+    into <inventory>/.sovdeploy/runbook/, and their SHA-256 into the ledger. The same
+    facts give the same bytes: --no-gather renders again from the last facts.
+    """
+    with _context(inventory, verbose, "runbook") as ctx:
+        paths = phases.write_runbook(ctx, gather=not no_gather)
+    out.print(f"[green]runbook[/green]: {paths[0].parent}")
+    for path in paths:
+        out.print(f"  {path.name}")
+
+
+@main.command("exit-drill")
+@options.inventory
+@click.option(
+    "--target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory the exports go to (default: <inventory>/.sovdeploy/exit/<drill-id>/).",
+)
+@options.verbose
+@handle_errors
+def exit_drill(inventory: Path, target: Path | None, verbose: int) -> None:
+    """Run the runbook's exports, check every file, and restore some on a fresh host.
+
+    Exports every data store with the runbook's own commands (each file under a
+    temporary name until its SHA-256 is checked on this machine), restores a database
+    dump, an image and a volume on a new sandbox container to prove them usable, and
+    writes the measured sizes, times, RTO and RPO into the runbook and the ledger.
+    Where the cloud holds no image or volume, a small canary is made through the APIs
+    and deleted afterwards. Fails if any store cannot be read or any step fails.
+    """
+    from sovdeploy import exitdrill
+
+    with _context(inventory, verbose, "exit-drill") as ctx:
+        record = exitdrill.run(ctx, target)
+    out.print(
+        f"[green]exit drill passed[/green]: {record['exported']} file(s), "
+        f"{record['restored']} restore(s) proven, RTO {record['rto_seconds']} s, "
+        f"RPO {record['rpo_seconds']} s; exports in {record['target']}"
+    )
+
+
 @main.group("secrets")
 def secrets_group() -> None:
     """The deployment's generated secrets (an ansible-vault file in the inventory)."""

@@ -157,6 +157,41 @@ class Kubernetes(Strict):
         return self
 
 
+class ThirdPartyKind(StrEnum):
+    HARDWARE = "hardware"
+    COLOCATION = "colocation"
+    SUPPORT = "support"
+    CONNECTIVITY = "connectivity"
+    OTHER = "other"
+
+
+class ThirdParty(Strict):
+    """An ICT third party the deployment depends on, for DORA's register of information."""
+
+    name: str = Field(description="registered name of the provider")
+    kind: ThirdPartyKind = Field(
+        description="what it is: " + ", ".join(k.value for k in ThirdPartyKind)
+    )
+    country: CountryCode = Field(description="country whose law governs the provider")
+    provides: str = Field(description="what it supplies to this deployment")
+    contract: str | None = Field(default=None, description="contract reference, if any")
+    ends: dt.date | None = Field(default=None, description="when the contract ends, if it does")
+    substitute: str | None = Field(
+        default=None, description="who or what replaces it on exit (the exit plan's answer)"
+    )
+
+
+class ExitPlan(Strict):
+    """Recovery objectives the operator declares; the exit drill measures against them."""
+
+    rto_hours: float | None = Field(
+        default=None, gt=0, description="recovery time objective: data usable elsewhere within"
+    )
+    rpo_hours: float | None = Field(
+        default=None, gt=0, description="recovery point objective: at most this much data lost"
+    )
+
+
 class TerraformBackend(Strict):
     """Where Terraform keeps its state. ``local`` keeps it in the state dir."""
 
@@ -447,6 +482,14 @@ class Settings(Strict):
     )
     sriov_networks: dict[Name, SriovNetwork] = Field(
         default={}, description="provider networks on SR-IOV VFs, by name (tenancy phase)"
+    )
+    third_parties: tuple[ThirdParty, ...] = Field(
+        default=(),
+        description="hardware vendors, colocation, support and connectivity contracts "
+        "(artifact sources, sites and servers are listed from their own settings)",
+    )
+    exit: ExitPlan = Field(
+        default=ExitPlan(), description="declared RTO and RPO, for the runbook and the drill"
     )
     catalogue: LocalCatalogue = Field(
         default=LocalCatalogue(),

@@ -157,16 +157,20 @@ def prepare_secrets(loaded: LoadedInventory, *, create: bool) -> LoadedInventory
     """Make sure the vault holds every secret the roles need, before any host is touched.
 
     With ``create`` (``up`` on the sandbox) a missing vault and password file are
-    generated; otherwise a missing vault or secret is an error naming the command
-    that adds it. Returns the inventory reloaded when the vault changed.
+    generated, and secrets a newer sovdeploy needs are added to an existing vault (its
+    values are kept); otherwise a missing vault or secret is an error naming the
+    command that adds it. Returns the inventory reloaded when the vault changed.
     """
     needed = secrets.required()
     vault = secrets.vault_file(loaded.path)
     password_file = loaded.vault_password_file or secrets.password_file(loaded.deployment.name)
-    if create and not vault.exists():
-        secrets.ensure_password_file(password_file)
-        secrets.generate(loaded.path, secrets.read_password(password_file), needed)
-        return inv.load(loaded.path, vault_password_file=password_file)
+    if create:
+        existed = vault.exists()
+        if not existed:
+            secrets.ensure_password_file(password_file)
+        added = secrets.generate(loaded.path, secrets.read_password(password_file), needed)
+        if added or not existed:
+            return inv.load(loaded.path, vault_password_file=password_file)
     secrets.check(loaded.path, password_file, needed)
     return loaded
 
@@ -316,14 +320,14 @@ def record_artifact(ctx: Context, *paths: Path) -> None:
 # -- playbook phases -------------------------------------------------------------
 
 
-def _inventories(ctx: Context) -> list[Path]:
+def inventories(ctx: Context) -> list[Path]:
     sources = [ctx.inventory.path]
     if ctx.state.generated_inventory.exists():
         sources.append(ctx.state.generated_inventory)
     return sources
 
 
-def _ansible_env(ctx: Context) -> dict[str, str]:
+def ansible_env(ctx: Context) -> dict[str, str]:
     root = project_root()
     env = {
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
@@ -361,11 +365,11 @@ def playbook_phase(
             return _render(ctx, name, extravars(ctx) if extravars else None)
         outcome = ansible.run_playbook(
             project_root() / "playbooks" / f"{name}.yml",
-            _inventories(ctx),
+            inventories(ctx),
             ctx.run.path / (("check-" if check else "") + name),
             ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
             extravars=extravars(ctx) if extravars else None,
-            envvars=_ansible_env(ctx),
+            envvars=ansible_env(ctx),
             check=check,
             diff=check,
         )
@@ -399,11 +403,11 @@ def discover_hosts(ctx: Context, hosts: Sequence[str]) -> dict[str, dict[str, An
     try:
         ansible.run_playbook(
             project_root() / "playbooks" / "discover.yml",
-            _inventories(ctx),
+            inventories(ctx),
             ctx.run.path / "discover",
             ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
             extravars={"discover_reader": sysfs.__file__, "discover_dir": str(incoming)},
-            envvars=_ansible_env(ctx),
+            envvars=ansible_env(ctx),
             limit=",".join(hosts) or None,
         )
     except BaseException:
@@ -807,6 +811,94 @@ def _verify(ctx: Context) -> str:
     return f"{len(result.checks)} check(s) passed"
 
 
+# -- runbook -------------------------------------------------------------------
+
+
+def gather_runbook_facts(ctx: Context) -> dict[str, Any]:
+    """Read every host's stores, packages and images, and the deployer's stores.
+
+    Read-only. A host that does not answer is recorded as such (its stores unreadable)
+    rather than failing the command: the runbook must say what it could not read.
+    """
+    from sovdeploy.errors import AnsibleRunError
+    from sovdeploy.runbook import facts, probe, stores
+
+    asked = facts.probe_stores(stores.data_stores(ctx.deployment))
+    incoming = ctx.run.path / "runbook-facts"
+    incoming.mkdir(parents=True, exist_ok=True)
+
+    def on_result(result: ansible.TaskResult) -> None:
+        ctx.progress.result(result.host, result.status, result.message)
+        ctx.run.record(
+            "task", phase="runbook", host=result.host, task=result.task, status=result.status
+        )
+
+    if ctx.state.generated_inventory.exists() or ctx.deployment.hosts:
+        ctx.progress.step("reading every host's data stores, packages and images")
+        try:
+            ansible.run_playbook(
+                project_root() / "playbooks" / "runbook.yml",
+                inventories(ctx),
+                ctx.run.path / "runbook",
+                ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
+                extravars={
+                    "runbook_reader": probe.__file__,
+                    "runbook_dir": str(incoming),
+                    "runbook_stores": asked,
+                },
+                envvars=ansible_env(ctx),
+            )
+        except AnsibleRunError as exc:
+            # What answered is kept; the rest is named unreadable in the document.
+            ctx.progress.note(f"not every host answered: {exc}", ok=False)
+    probed = {
+        path.stem: yaml.safe_load(path.read_text()) for path in sorted(incoming.glob("*.json"))
+    }
+    found = facts.assemble(
+        ctx.deployment,
+        asked,
+        probed,
+        facts.local(ctx.state, ctx.inventory.path),
+        facts.stamp(),
+    )
+    facts.save(ctx.state, found)
+    return found
+
+
+def write_runbook(ctx: Context, *, gather: bool = True) -> list[Path]:
+    """Write the runbook into the state dir and record its files' digests in the ledger.
+
+    Raises:
+        UsageError: without ``gather``, when no facts have been gathered yet.
+
+    """
+    from sovdeploy.runbook import document, facts
+
+    found = gather_runbook_facts(ctx) if gather else facts.load(ctx.state)
+    if found is None:
+        raise UsageError(
+            "no facts gathered for this deployment yet: run `sovdeploy runbook` without "
+            "--no-gather first"
+        )
+    directory = ctx.state.root / "runbook"
+    runbook = document.build(
+        ctx.deployment,
+        list(ctx.inventory.findings),
+        found,
+        document.load_drill(directory),
+        inventory=str(ctx.inventory.path),
+        state=str(ctx.state.root),
+    )
+    paths = document.write(directory, runbook)
+    ctx.run.record("runbook_written", directory=str(directory), sha256=runbook.digests())
+    return paths
+
+
+def _runbook(ctx: Context) -> str:
+    paths = write_runbook(ctx)
+    return f"runbook in {paths[0].parent} ({', '.join(p.name for p in paths[:3])})"
+
+
 # -- the table ------------------------------------------------------------------
 
 PHASES: tuple[Phase, ...] = (
@@ -860,6 +952,12 @@ PHASES: tuple[Phase, ...] = (
         "use the cloud as a new user would: token, catalog, image, network, server, volume",
         _verify,
         lambda ctx: "verify runs against a deployed cloud only",
+    ),
+    Phase(
+        "runbook",
+        "the exit and portability runbook: data stores, exports, SBOM, register (Markdown, HTML)",
+        _runbook,
+        lambda ctx: "the runbook is written from a deployed site's hosts",
     ),
 )
 PHASE_NAMES = tuple(p.name for p in PHASES)

@@ -1,0 +1,193 @@
+"""The exit drill and the runbook, end to end, on the site this scenario deployed.
+
+The scenario's two containers are described as a sovdeploy inventory (the scenario's
+own, reached over podman), and `sovdeploy exit-drill` runs against it as an operator
+would: every store exported with the runbook's commands and checked, a database dump,
+an image and a volume restored on a fresh container, the figures in the runbook.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sovdeploy import secrets
+
+ROOT = Path(__file__).resolve().parents[3]
+SOVDEPLOY = str(Path(sys.executable).parent / "sovdeploy")
+CONTAINERS_CONF = ROOT / ".config/containers/containers.conf"
+
+
+@pytest.fixture(scope="module")
+def ctl():
+    import testinfra
+
+    return testinfra.get_host(
+        "ansible://aio-ctl", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
+    )
+
+
+@pytest.fixture(scope="module")
+def address(ctl):
+    return ctl.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"][
+        "address"
+    ]
+
+
+def _inventory(base: Path, address: str, admin_password: str, extra_hosts=()) -> Path:
+    inv = base / "inv"
+    shutil.copytree(ROOT / "molecule/aio/inventory", inv)
+    hosts = yaml.safe_load((inv / "hosts.yml").read_text())
+    for group, name in extra_hosts:
+        hosts["all"]["children"][group]["hosts"][name] = {}
+    (inv / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (inv / "host_vars").mkdir()
+    for name in ("aio-ctl", "aio-cmp", *(n for _, n in extra_hosts)):
+        (inv / "host_vars" / f"{name}.yml").write_text(
+            yaml.safe_dump({"ansible_connection": "containers.podman.podman"})
+        )
+    settings = inv / "group_vars/all/sovdeploy.yml"
+    values = yaml.safe_load(settings.read_text())
+    values.update(
+        sovdeploy_endpoint={"address": address},
+        sovdeploy_log_archive={
+            "endpoint": f"https://{address}:7480",
+            "bucket": "sovdeploy-ledger",
+            "country": "DE",
+        },
+        sovdeploy_exit={"rto_hours": 4, "rpo_hours": 1},
+    )
+    settings.write_text(yaml.safe_dump(values))
+    env = _env(base)
+    subprocess.run([SOVDEPLOY, "secrets", "generate", "-i", str(inv)], env=env, check=True)
+    password = secrets.read_password(Path(env["SOVDEPLOY_VAULT_PASSWORD_FILE"]))
+    vault = secrets.vault_file(inv)
+    opened = secrets.decrypt(vault, password)
+    opened["keystone_admin_password"] = admin_password
+    secrets.encrypt_to(vault, opened, password)
+    pki = inv / ".sovdeploy" / "pki"
+    pki.mkdir(parents=True)
+    shutil.copy(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".sovdeploy/pki/ca.crt", pki)
+    return inv
+
+
+def _env(base: Path) -> dict:
+    return dict(
+        os.environ,
+        CONTAINERS_CONF=str(CONTAINERS_CONF),
+        SOVDEPLOY_VAULT_PASSWORD_FILE=str(base / "vault-pass"),
+    )
+
+
+def _run(base: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SOVDEPLOY, *args], env=_env(base), capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def drilled(tmp_path_factory, ctl, address):
+    base = tmp_path_factory.mktemp("exit")
+    inv = _inventory(base, address, ctl.ansible.get_variables()["keystone_admin_password"])
+    result = _run(base, "exit-drill", "-i", str(inv))
+    print(result.stdout[-4000:], result.stderr[-4000:])
+    return base, inv, result
+
+
+def test_the_drill_passes_and_proves_a_dump_an_image_and_a_volume(drilled):
+    _base, inv, result = drilled
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    drill = json.loads((inv / ".sovdeploy/runbook/drill.json").read_text())
+    assert drill["ok"] and drill["restored"] == 3
+    kinds = {r["kind"] for r in drill["restores"] if r["ok"]}
+    assert kinds == {"database", "image", "volume"}
+    volume = next(r for r in drill["restores"] if r["kind"] == "volume")
+    # The cloud held no volume: the drill's canary went through Glance and Cinder.
+    assert "the drill wrote through Cinder" in volume["detail"]
+    stores = {i["store"] for i in drill["items"]}
+    assert {"mariadb/keystone", "mariadb/nova", "ceph/images", "ceph/volumes", "ledger"} <= stores
+    assert {"vault", "ca", "terraform", "run-ledger"} <= stores
+
+
+def test_every_export_is_complete_and_matches_its_checksum(drilled):
+    _base, inv, _result = drilled
+    drill = json.loads((inv / ".sovdeploy/runbook/drill.json").read_text())
+    target = Path(drill["target"])
+    assert not list(target.rglob("*.part")), "a half-written export was left behind"
+    assert not (target / ".incoming").exists()
+    check = subprocess.run(
+        ["sha256sum", "--check", "--strict", "SHA256SUMS"],
+        cwd=target,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(": OK") == drill["exported"]
+    dump = (target / "mariadb/keystone.sql").read_text()
+    assert "CREATE TABLE `project`" in dump
+
+
+def test_the_runbook_shows_the_drills_figures(drilled):
+    _base, inv, _result = drilled
+    drill = json.loads((inv / ".sovdeploy/runbook/drill.json").read_text())
+    md = (inv / ".sovdeploy/runbook/runbook.md").read_text()
+    assert f"Drill **{drill['id']}** passed" in md
+    assert "| Measured RTO / RPO (last drill) | not measured" not in md
+    for item in drill["items"]:
+        assert f"`{item['file']}`" in md
+    for title in ("keystone database", "Ceph pool volumes", "the ledger", "secrets vault"):
+        assert f"### {title}" in md
+    assert "Every data store answered" in md
+    html = (inv / ".sovdeploy/runbook/runbook.html").read_text()
+    assert '<div class="topology"><svg' in html
+
+
+def test_the_canary_is_gone_from_the_cloud(drilled, ctl):
+    out = ctl.check_output(
+        "mariadb --batch --skip-column-names -e "
+        '"SELECT COUNT(*) FROM cinder.volumes WHERE deleted = 0 AND display_name LIKE '
+        "'sovdeploy-drill-%'\""
+    )
+    assert out.strip() == "0"
+
+
+def test_the_same_facts_render_the_same_bytes(drilled):
+    base, inv, _result = drilled
+    runbook = inv / ".sovdeploy/runbook"
+
+    def digests():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in runbook.iterdir()}
+
+    first = _run(base, "runbook", "--no-gather", "-i", str(inv))
+    assert first.returncode == 0, first.stderr
+    before = digests()
+    second = _run(base, "runbook", "--no-gather", "-i", str(inv))
+    assert second.returncode == 0, second.stderr
+    assert digests() == before
+
+
+def test_an_unreachable_store_is_named_and_fails_the_drill(tmp_path_factory, ctl, address):
+    """A log host that does not answer: its ledger section says so, and the drill fails."""
+    base = tmp_path_factory.mktemp("exit-unreachable")
+    inv = _inventory(
+        base,
+        address,
+        ctl.ansible.get_variables()["keystone_admin_password"],
+        extra_hosts=[("logging", "aio-0-gone")],
+    )
+    result = _run(base, "exit-drill", "-i", str(inv))
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "the exit drill failed" in result.stderr
+    assert "the ledger" in result.stderr
+    md = (inv / ".sovdeploy/runbook/runbook.md").read_text()
+    assert "**1 data store(s) could not be read**" in md
+    assert "the ledger on aio-0-gone, aio-ctl: the host did not answer" in md
+    drill = json.loads((inv / ".sovdeploy/runbook/drill.json").read_text())
+    assert not drill["ok"]
+    assert any(i["store"] == "ledger" and not i["ok"] for i in drill["items"])
