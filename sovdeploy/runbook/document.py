@@ -100,8 +100,14 @@ def views(
 ) -> list[StoreView]:
     """Every store with its reading and export steps."""
     found = []
-    for store in stores.data_stores(deployment):
+    all_stores = stores.data_stores(deployment)
+    # Glance's records (in its database) say which RBD images of the pool are images.
+    glance = next((s for s in all_stores if s.key == "mariadb/glance"), None)
+    images = _reading(glance, facts)[0].get("images", []) if glance else []
+    for store in all_stores:
         reading, host = _reading(store, facts)
+        if store.key == "ceph/images" and reading.get("ok"):
+            reading["images"] = images
         error = None
         if store.service is not None:
             error = None

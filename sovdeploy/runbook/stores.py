@@ -208,7 +208,18 @@ def _etcd(store: DataStore, snap: str) -> list[Step]:
 
 def _ledger(store: DataStore, host_facts: dict[str, Any]) -> list[Step]:
     path = str(host_facts.get("path") or "/var/lib/sovdeploy-ledger/log")
-    argv = ("tar", "--sort=name", "-C", path, "-cf", "-", ".")
+    # The ledger service's own lock and queue are not the log: the tiles and checkpoint are.
+    argv = (
+        "tar",
+        "--sort=name",
+        "--exclude=./lock",
+        "--exclude=./pending",
+        "-C",
+        path,
+        "-cf",
+        "-",
+        ".",
+    )
     item = "ledger tiles and checkpoint"
     return [Step(store.key, store.hosts[0], item, "ledger/log-host.tar", argv, "tar of tlog tiles")]
 
@@ -251,7 +262,17 @@ def _local(store: DataStore, inventory: str, state: str) -> list[Step]:
                 fmt,
             )
         ]
-    argv = ("tar", "--sort=name", "--exclude=lock", "-C", root, "-cf", "-", rel)
+    argv = (
+        "tar",
+        "--sort=name",
+        "--exclude=lock",
+        "--exclude=pending",
+        "-C",
+        root,
+        "-cf",
+        "-",
+        rel,
+    )
     return [Step(store.key, None, store.title, f"deployer/{store.key}.tar", argv, fmt)]
 
 
