@@ -26,8 +26,33 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _sites(deployment: Deployment) -> list[str]:
+def _label(kind: str, members: list[DataStore]) -> str:
+    """One node a kind of store on the same hosts: the databases together, the pools too."""
+    names = [m.key.split("/", 1)[-1] for m in members]
+    rows = [", ".join(names[i : i + 3]) for i in range(0, len(names), 3)]
+    if kind == "database":
+        return "MariaDB\\n" + "\\n".join(rows)
+    if kind == "ceph-pool":
+        return "Ceph pools\\n" + "\\n".join(rows)
+    return members[0].title
+
+
+def _node(kind: str, holders: tuple[str, ...]) -> str:
+    return f"{kind}@{','.join(holders)}"
+
+
+def grouped(stores: list[DataStore]) -> dict[tuple[str, tuple[str, ...]], list[DataStore]]:
+    """Stores on hosts, by kind and holders, in catalogue order."""
+    groups: dict[tuple[str, tuple[str, ...]], list[DataStore]] = {}
+    for store in stores:
+        if store.hosts:
+            groups.setdefault((store.kind, store.hosts), []).append(store)
+    return groups
+
+
+def _sites(deployment: Deployment, stores: list[DataStore]) -> list[str]:
     settings = deployment.settings
+    site_of = {h.name: h.site for h in deployment.hosts}
     lines = []
     for site_name in sorted(settings.sites):
         site = settings.sites[site_name]
@@ -37,6 +62,11 @@ def _sites(deployment: Deployment) -> list[str]:
             if host.site == site_name:
                 label = host.name + "\\n" + (", ".join(host.roles) or "-")
                 lines.append(f'    {_q(host.name)} [shape=box, label="{label}"];')
+        # A store sits in the site of the first host that holds it.
+        for (kind, holders), members in grouped(stores).items():
+            if site_of.get(holders[0]) == site_name:
+                node = _node(kind, holders)
+                lines.append(f'    {_q(node)} [shape=cylinder, label="{_label(kind, members)}"];')
         lines.append("  }")
     return lines
 
@@ -56,10 +86,12 @@ def _stores(deployment: Deployment, stores: list[DataStore]) -> list[str]:
             lines.append(f"    label={_q(store.service)};")
             lines.append(f"    {_q(store.key)} [shape=cylinder, label={_q(store.title)}];")
             lines.append("  }")
-        elif store.hosts:
-            lines.append(f"  {_q(store.key)} [shape=cylinder, label={_q(store.title)}];")
-        for holder in store.hosts or ((DEPLOYER,) if store.service is None else ()):
-            lines.append(f"  {_q(holder)} -> {_q(store.key)} [arrowhead=none, style=dashed];")
+        elif not store.hosts:
+            lines.append(f"  {_q(DEPLOYER)} -> {_q(store.key)} [arrowhead=none, style=dashed];")
+    for kind, holders in grouped(stores):
+        for holder in holders:
+            node = _node(kind, holders)
+            lines.append(f"  {_q(holder)} -> {_q(node)} [arrowhead=none, style=dashed];")
     return lines
 
 
@@ -79,8 +111,10 @@ def _flows(deployment: Deployment, stores: list[DataStore]) -> list[str]:
         local = any(h.name == logs[0] and h.site == site_name for h in deployment.hosts)
         tail = "" if local else f", ltail={_q('cluster_' + site_name)}"
         lines.append(f'  {_q(senders[0])} -> {_q(logs[0])} [label="journals"{tail}];')
-    if any(s.key == "ledger-archive" for s in stores):
-        lines.append(f'  {_q("ledger")} -> {_q("ledger-archive")} [label="tiles (WORM)"];')
+    ledger = next((s for s in stores if s.key == "ledger" and s.hosts), None)
+    if ledger is not None and any(s.key == "ledger-archive" for s in stores):
+        source = _node(ledger.kind, ledger.hosts)
+        lines.append(f'  {_q(source)} -> {_q("ledger-archive")} [label="tiles (WORM)"];')
     lines.append(f'  {_q(DEPLOYER)} -> {_q(logs[0])} [label="run ledger"];')
     return lines
 
@@ -92,7 +126,7 @@ def dot(deployment: Deployment, stores: list[DataStore]) -> str:
         "  graph [rankdir=LR, fontname=Helvetica, fontsize=11, compound=true];",
         "  node [fontname=Helvetica, fontsize=10];",
         "  edge [fontname=Helvetica, fontsize=9, color=gray40];",
-        *_sites(deployment),
+        *_sites(deployment, stores),
         *_stores(deployment, stores),
         *_flows(deployment, stores),
         "}",

@@ -63,8 +63,14 @@ def test_each_host_is_drawn_in_its_sites_box_with_its_country(deployment: Deploy
     for host in deployment.hosts:
         block = text.split(f'subgraph "cluster_{host.site}"')[1].split("  }")[0]
         assert f'"{host.name}" [shape=box' in block
+    cylinders = "\n".join(line for line in text.splitlines() if "shape=cylinder" in line)
     for store in stores.data_stores(deployment):
-        assert f'"{store.key}" [shape=cylinder' in text
+        # Stores of one kind on the same hosts share a node: the databases, the pools.
+        name = store.key.split("/", 1)[-1] if store.hosts else store.title
+        assert name in cylinders, store.key
+    # A store on hosts is drawn in the site of the first of them.
+    ams1 = text.split('subgraph "cluster_ams1"')[1].split("  }")[0]
+    assert '"database@ctl01" [shape=cylinder, label="MariaDB\\nkeystone, glance, cinder' in ams1
     assert text == topology.dot(deployment, stores.data_stores(deployment))
 
 
