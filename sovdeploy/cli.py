@@ -505,7 +505,7 @@ def status(inventory: Path, as_json: bool) -> None:
     state = StateDir(loaded.path)
     done = state.phases()
     digest = phases.source_digest(loaded)
-    addresses = _provisioned_addresses(state)
+    addresses = state.provisioned_addresses()
     rows = []
     for name in phases.PHASE_NAMES:
         rec = done.get(name)
@@ -595,16 +595,6 @@ def _print_cluster(cluster: dict[str, Any]) -> None:
         ready = "[green]Ready[/green]" if n["ready"] else f"[red]NotReady[/red] {n['reason']}"
         table.add_row(n["name"], ready, ", ".join(n["roles"]) or "-", n["kubelet"])
     out.print(table)
-
-
-def _provisioned_addresses(state: StateDir) -> dict[str, str]:
-    import yaml
-
-    if not state.generated_inventory.exists():
-        return {}
-    doc = yaml.safe_load(state.generated_inventory.read_text()) or {}
-    hosts = doc.get("all", {}).get("hosts", {}) or {}
-    return {name: str(v.get("ansible_host")) for name, v in hosts.items() if v}
 
 
 @main.command()

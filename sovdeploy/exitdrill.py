@@ -147,19 +147,16 @@ def _export_hosts(
     if not by_host:
         return []
 
-    def on_result(result: ansible.TaskResult) -> None:
-        ctx.progress.result(result.host, result.status, result.message)
-        ctx.run.record(
-            "task", phase="exit-drill", host=result.host, task=result.task, status=result.status
-        )
-
     ctx.progress.step(f"exporting on {', '.join(sorted(by_host))}")
     try:
         ansible.run_playbook(
             project_root() / "playbooks" / "exit_drill.yml",
             phases.inventories(ctx),
             ctx.run.path / "exit-drill",
-            ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
+            ansible.Callbacks(
+                task_start=ctx.progress.task_start,
+                result=phases.task_recorder(ctx, "exit-drill"),
+            ),
             extravars={
                 "exit_exporter": export.__file__,
                 "exit_steps": by_host,
@@ -364,23 +361,16 @@ def _restore(
         ctx.progress.step("building the sandbox base image (for the fresh host)")
         sandbox.build_image(phases.apt_mirror(ctx.deployment), log=ctx.progress.step)
 
-    def on_result(result: ansible.TaskResult) -> None:
-        ctx.progress.result(result.host, result.status, result.message)
-        ctx.run.record(
-            "task",
-            phase="exit-drill-restore",
-            host=result.host,
-            task=result.task,
-            status=result.status,
-        )
-
     with fresh_host(name, sb.image, sb.apt_cache) as inventory:
         try:
             ansible.run_playbook(
                 project_root() / "playbooks" / "exit_restore.yml",
                 [inventory],
                 ctx.run.path / "exit-restore",
-                ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
+                ansible.Callbacks(
+                    task_start=ctx.progress.task_start,
+                    result=phases.task_recorder(ctx, "exit-drill-restore"),
+                ),
                 extravars={
                     "exit_restorer": restore.__file__,
                     "exit_restores": specs,

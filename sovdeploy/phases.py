@@ -381,6 +381,18 @@ def playbook_phase(
     return run
 
 
+def task_recorder(ctx: Context, phase: str) -> Callable[[ansible.TaskResult], None]:
+    """Show each task result and record it in the run, under ``phase``."""
+
+    def on_result(result: ansible.TaskResult) -> None:
+        ctx.progress.result(result.host, result.status, result.message)
+        ctx.run.record(
+            "task", phase=phase, host=result.host, task=result.task, status=result.status
+        )
+
+    return on_result
+
+
 def discover_hosts(ctx: Context, hosts: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Read the sysfs of ``hosts`` (all hosts when empty) through Ansible; nothing changes.
 
@@ -393,19 +405,15 @@ def discover_hosts(ctx: Context, hosts: Sequence[str]) -> dict[str, dict[str, An
     incoming = ctx.run.path / "discovery"
     incoming.mkdir(parents=True, exist_ok=True)
 
-    def on_result(result: ansible.TaskResult) -> None:
-        ctx.progress.result(result.host, result.status, result.message)
-        ctx.run.record(
-            "task", phase="discover", host=result.host, task=result.task, status=result.status
-        )
-
     ctx.progress.phase_start("discover", f"read sysfs on {', '.join(hosts) or 'every host'}")
     try:
         ansible.run_playbook(
             project_root() / "playbooks" / "discover.yml",
             inventories(ctx),
             ctx.run.path / "discover",
-            ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
+            ansible.Callbacks(
+                task_start=ctx.progress.task_start, result=task_recorder(ctx, "discover")
+            ),
             extravars={"discover_reader": sysfs.__file__, "discover_dir": str(incoming)},
             envvars=ansible_env(ctx),
             limit=",".join(hosts) or None,
@@ -827,12 +835,6 @@ def gather_runbook_facts(ctx: Context) -> dict[str, Any]:
     incoming = ctx.run.path / "runbook-facts"
     incoming.mkdir(parents=True, exist_ok=True)
 
-    def on_result(result: ansible.TaskResult) -> None:
-        ctx.progress.result(result.host, result.status, result.message)
-        ctx.run.record(
-            "task", phase="runbook", host=result.host, task=result.task, status=result.status
-        )
-
     if ctx.state.generated_inventory.exists() or ctx.deployment.hosts:
         ctx.progress.step("reading every host's data stores, packages and images")
         try:
@@ -840,7 +842,9 @@ def gather_runbook_facts(ctx: Context) -> dict[str, Any]:
                 project_root() / "playbooks" / "runbook.yml",
                 inventories(ctx),
                 ctx.run.path / "runbook",
-                ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
+                ansible.Callbacks(
+                    task_start=ctx.progress.task_start, result=task_recorder(ctx, "runbook")
+                ),
                 extravars={
                     "runbook_reader": probe.__file__,
                     "runbook_dir": str(incoming),
@@ -860,6 +864,10 @@ def gather_runbook_facts(ctx: Context) -> dict[str, Any]:
         probed,
         facts.local(ctx.state, ctx.inventory.path),
         facts.stamp(),
+        addresses={
+            **{h.name: h.address for h in ctx.deployment.hosts if h.address},
+            **ctx.state.provisioned_addresses(),
+        },
     )
     facts.save(ctx.state, found)
     return found

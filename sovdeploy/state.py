@@ -90,6 +90,16 @@ class StateDir:
     def generated_inventory(self) -> Path:
         return self.root / "inventory.yml"
 
+    def provisioned_addresses(self) -> dict[str, str]:
+        """Each host's address as provision reported it (Terraform's outputs)."""
+        import yaml
+
+        if not self.generated_inventory.exists():
+            return {}
+        doc = yaml.safe_load(self.generated_inventory.read_text()) or {}
+        hosts = doc.get("all", {}).get("hosts", {}) or {}
+        return {name: str(v.get("ansible_host")) for name, v in hosts.items() if v}
+
     @property
     def ssh_key(self) -> Path:
         return self.root / "ssh" / "id_ed25519"

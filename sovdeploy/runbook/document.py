@@ -203,6 +203,7 @@ def build(
         "attestation": attestation,
         "country_name": policy.country_name,
         "bom_counts": _bom_counts(bom),
+        "components": components(facts),
         "drill": drill,
         "measured": _measured(drill),
         "workloads": workloads(store_views),
@@ -223,6 +224,47 @@ def build(
         "attestation.json": (json.dumps(attestation, indent=1, sort_keys=True) + "\n").encode(),
     }
     return Runbook(files)
+
+
+#: The packages that say which release of each component runs, in the runbook's table.
+KEY_PACKAGES = (
+    ("OpenStack Keystone", "keystone"),
+    ("OpenStack Nova", "nova-common"),
+    ("OpenStack Neutron", "neutron-common"),
+    ("OpenStack Glance", "glance-common"),
+    ("OpenStack Cinder", "cinder-common"),
+    ("OpenStack Placement", "placement-common"),
+    ("OpenStack Horizon", "openstack-dashboard"),
+    ("Ceph", "ceph-common"),
+    ("MariaDB", "mariadb-server"),
+    ("RabbitMQ", "rabbitmq-server"),
+    ("HAProxy", "haproxy"),
+    ("Open vSwitch", "openvswitch-common"),
+    ("OVN", "ovn-common"),
+    ("libvirt", "libvirt-daemon"),
+    ("QEMU", "qemu-system-x86"),
+    ("containerd", "containerd"),
+    ("systemd (journal)", "systemd"),
+    ("auditd", "auditd"),
+    ("Linux kernel", "linux-image-amd64"),
+)
+
+
+def components(facts: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The key components' versions and the hosts that run each version."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for host, reading in sorted(facts["hosts"].items()):
+        installed = {p[0]: p[1] for p in reading.get("packages", [])}
+        for title, package in KEY_PACKAGES:
+            if package in installed:
+                found.setdefault((title, installed[package]), []).append(host)
+    order = {title: i for i, (title, _) in enumerate(KEY_PACKAGES)}
+    return [
+        {"component": title, "version": version, "hosts": ", ".join(hosts)}
+        for (title, version), hosts in sorted(
+            found.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])
+        )
+    ]
 
 
 def _bom_counts(bom: Mapping[str, Any]) -> dict[str, int]:

@@ -81,8 +81,13 @@ def assemble(
     probed: Mapping[str, Mapping[str, Any]],
     deployer: Mapping[str, Any],
     gathered: str,
+    *,
+    addresses: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One document: every host asked, with what it answered or why it did not."""
+    """One document: every host asked, with what it answered or why it did not.
+
+    ``addresses``: each host's address, from the inventory or provision's outputs.
+    """
     hosts: dict[str, Any] = {}
     for host in sorted(h.name for h in deployment.hosts):
         if host in probed:
@@ -95,7 +100,12 @@ def assemble(
                     for arg in asked.get(host, [])
                 },
             }
-    return {"gathered": gathered, "hosts": hosts, "deployer": dict(deployer)}
+    return {
+        "gathered": gathered,
+        "hosts": hosts,
+        "deployer": dict(deployer),
+        "addresses": dict(sorted((addresses or {}).items())),
+    }
 
 
 def save(state: StateDir, facts: Mapping[str, Any]) -> Path:

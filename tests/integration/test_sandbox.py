@@ -6,6 +6,7 @@ the tests that interrupt or break a run come last and leave it converged again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -127,6 +128,33 @@ def test_status_shows_every_phase_done(sandbox):
         "itest-ctl1": "10.89.41.10",
         "itest-cmp1": "10.89.41.11",
     }
+
+
+def test_up_ends_with_the_runbook_read_from_the_hosts(sandbox):
+    """The last phase reads the log hosts' ledgers and packages and writes the runbook."""
+    inv, first = sandbox
+    assert "runbook done" in first.stdout
+    runbook = inv / ".sovdeploy" / "runbook"
+    facts = json.loads((runbook / "facts.json").read_text())
+    for host in HOSTS:
+        assert facts["hosts"][host]["stores"]["ledger"]["ok"], facts["hosts"][host]
+        assert any(p[0] == "systemd" for p in facts["hosts"][host]["packages"])
+    md = (runbook / "runbook.md").read_text()
+    assert "Every data store answered" in md
+    assert "### the ledger" in md and "### orchestrator ledger" in md
+    assert "| itest-ctl1 |" in md
+    bom = json.loads((runbook / "sbom.cdx.json").read_text())
+    assert bom["bomFormat"] == "CycloneDX"
+    # The files' digests are in the ledger, as the run recorded them.
+    records = [
+        json.loads(line)
+        for path in sorted((inv / ".sovdeploy" / "runs").glob("*/record.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    written = [r for r in records if r["kind"] == "runbook_written"]
+    assert written
+    digest = hashlib.sha256((runbook / "runbook.md").read_bytes()).hexdigest()
+    assert written[-1]["sha256"]["runbook.md"] == digest
 
 
 def test_second_up_changes_nothing_and_is_quick(sandbox):

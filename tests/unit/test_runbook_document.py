@@ -42,6 +42,7 @@ def _probe(host: str, stores_read: dict[str, Any]) -> dict[str, Any]:
         "host": host,
         "packages": [
             ["libc6", "2.41-12", "amd64", "glibc"],
+            ["nova-common", "2:31.0.0-6", "all", "nova"],
             ["nova-compute", "2:31.0.0-6", "all", "nova"],
         ],
         "images": [],
@@ -132,6 +133,8 @@ def test_every_store_of_the_sandbox_is_named(loaded: inv.LoadedInventory) -> Non
     assert "1.0 MiB (1,048,576 B)" in md
     assert "mariadb-dump --single-transaction" in md
     assert "rbd export --no-progress volumes/volume-v1@exit -" in md
+    # Which release of each component runs where, from the hosts' packages.
+    assert "| OpenStack Nova | 2:31.0.0-6 | sbx-cmp1, sbx-ctl1, sbx-log1 |" in md
 
 
 def test_an_unreadable_store_is_said_so_not_left_out(loaded: inv.LoadedInventory) -> None:

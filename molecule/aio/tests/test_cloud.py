@@ -23,35 +23,6 @@ TENANT_IMAGE = b"sovdeploy aio tenant image\n"
 
 
 @pytest.fixture(scope="module")
-def ctl():
-    import testinfra
-
-    return testinfra.get_host(
-        "ansible://aio-ctl", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
-    )
-
-
-@pytest.fixture(scope="module")
-def cmp():
-    import testinfra
-
-    return testinfra.get_host(
-        "ansible://aio-cmp", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
-    )
-
-
-@pytest.fixture(scope="module")
-def address(ctl):
-    facts = ctl.ansible("setup", "gather_subset=network")["ansible_facts"]
-    return facts["ansible_default_ipv4"]["address"]
-
-
-@pytest.fixture(scope="module")
-def ca_file():
-    return Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".sovdeploy" / "pki" / "ca.crt"
-
-
-@pytest.fixture(scope="module")
 def conn(tmp_path_factory, ctl, address, ca_file):
     state = tmp_path_factory.mktemp("state")
     clouds, secure = verify.write_clouds_yaml(

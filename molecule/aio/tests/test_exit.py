@@ -24,23 +24,7 @@ SOVDEPLOY = str(Path(sys.executable).parent / "sovdeploy")
 CONTAINERS_CONF = ROOT / ".config/containers/containers.conf"
 
 
-@pytest.fixture(scope="module")
-def ctl():
-    import testinfra
-
-    return testinfra.get_host(
-        "ansible://aio-ctl", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
-    )
-
-
-@pytest.fixture(scope="module")
-def address(ctl):
-    return ctl.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"][
-        "address"
-    ]
-
-
-def _inventory(base: Path, address: str, admin_password: str, extra_hosts=()) -> Path:
+def _inventory(base: Path, address: str, admin_password: str, ca_file, extra_hosts=()) -> Path:
     inv = base / "inv"
     shutil.copytree(ROOT / "molecule/aio/inventory", inv)
     hosts = yaml.safe_load((inv / "hosts.yml").read_text())
@@ -73,7 +57,7 @@ def _inventory(base: Path, address: str, admin_password: str, extra_hosts=()) ->
     secrets.encrypt_to(vault, opened, password)
     pki = inv / ".sovdeploy" / "pki"
     pki.mkdir(parents=True)
-    shutil.copy(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".sovdeploy/pki/ca.crt", pki)
+    shutil.copy(ca_file, pki)
     return inv
 
 
@@ -97,9 +81,9 @@ def _run(base: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedPro
 
 
 @pytest.fixture(scope="module")
-def drilled(tmp_path_factory, ctl, address):
+def drilled(tmp_path_factory, ctl, address, ca_file):
     base = tmp_path_factory.mktemp("exit")
-    inv = _inventory(base, address, ctl.ansible.get_variables()["keystone_admin_password"])
+    inv = _inventory(base, address, ctl.ansible.get_variables()["keystone_admin_password"], ca_file)
     result = _run(base, "exit-drill", "-i", str(inv))
     print(result.stdout[-4000:], result.stderr[-4000:])
     return base, inv, result
@@ -178,13 +162,14 @@ def test_the_same_facts_render_the_same_bytes(drilled):
     assert digests() == before
 
 
-def test_an_unreachable_store_is_named_and_fails_the_drill(tmp_path_factory, ctl, address):
+def test_an_unreachable_store_is_named_and_fails_the_drill(tmp_path_factory, ctl, address, ca_file):
     """A log host that does not answer: its ledger section says so, and the drill fails."""
     base = tmp_path_factory.mktemp("exit-unreachable")
     inv = _inventory(
         base,
         address,
         ctl.ansible.get_variables()["keystone_admin_password"],
+        ca_file,
         extra_hosts=[("logging", "aio-0-gone")],
     )
     result = _run(base, "exit-drill", "-i", str(inv))
