@@ -24,7 +24,8 @@ SOVDEPLOY = str(Path(sys.executable).parent / "sovdeploy")
 CONTAINERS_CONF = ROOT / ".config/containers/containers.conf"
 
 
-def _inventory(base: Path, address: str, admin_password: str, ca_file, extra_hosts=()) -> Path:
+def _inventory(base: Path, address: str, known: dict, ca_file, extra_hosts=()) -> Path:
+    """The scenario's hosts as a sovdeploy inventory; ``known``: the scenario's secrets."""
     inv = base / "inv"
     shutil.copytree(ROOT / "molecule/aio/inventory", inv)
     hosts = yaml.safe_load((inv / "hosts.yml").read_text())
@@ -53,7 +54,9 @@ def _inventory(base: Path, address: str, admin_password: str, ca_file, extra_hos
     password = secrets.read_password(Path(env["SOVDEPLOY_VAULT_PASSWORD_FILE"]))
     vault = secrets.vault_file(inv)
     opened = secrets.decrypt(vault, password)
-    opened["keystone_admin_password"] = admin_password
+    # The canary goes through the APIs as admin; the archive is read with the auditors' keys.
+    for name in ("keystone_admin_password", "logging_archive_auditor_secret"):
+        opened[name] = known[name]
     secrets.encrypt_to(vault, opened, password)
     pki = inv / ".sovdeploy" / "pki"
     pki.mkdir(parents=True)
@@ -83,7 +86,7 @@ def _run(base: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedPro
 @pytest.fixture(scope="module")
 def drilled(tmp_path_factory, ctl, address, ca_file):
     base = tmp_path_factory.mktemp("exit")
-    inv = _inventory(base, address, ctl.ansible.get_variables()["keystone_admin_password"], ca_file)
+    inv = _inventory(base, address, ctl.ansible.get_variables(), ca_file)
     result = _run(base, "exit-drill", "-i", str(inv))
     print(result.stdout[-4000:], result.stderr[-4000:])
     return base, inv, result
@@ -168,7 +171,7 @@ def test_an_unreachable_store_is_named_and_fails_the_drill(tmp_path_factory, ctl
     inv = _inventory(
         base,
         address,
-        ctl.ansible.get_variables()["keystone_admin_password"],
+        ctl.ansible.get_variables(),
         ca_file,
         extra_hosts=[("logging", "aio-0-gone")],
     )
