@@ -230,7 +230,15 @@ def test_the_drills_figures_reach_the_checklists(loaded: inv.LoadedInventory) ->
                 "sha256": "ab" * 32,
                 "seconds": 1.5,
                 "ok": True,
-            }
+            },
+            {
+                "store": "ledger",
+                "item": "the ledger",
+                "file": "-",
+                "ok": False,
+                "error": "unreadable: the host did not answer",
+                "seconds": 0,
+            },
         ],
         "restores": [{"what": "keystone database dump", "ok": True, "seconds": 9.0, "detail": "x"}],
     }
@@ -240,3 +248,4 @@ def test_the_drills_figures_reach_the_checklists(loaded: inv.LoadedInventory) ->
     assert "RTO 5.0 min (met), RPO 121.7 min (**missed**)" in md
     assert "drill drill-x passed: 14 file(s), 5.0 MiB (5,242,880 B), 3 restore(s) proven" in md
     assert "| mariadb/keystone | keystone database | `mariadb/keystone.sql` |" in md
+    assert "| ledger | the ledger | `-` | - | `-` | 0.0 s | **failed**: unreadable: the host" in md
