@@ -33,7 +33,6 @@ import yaml
 
 from sovdeploy import sandbox
 from sovdeploy.errors import SovdeployError
-from sovdeploy.paths import project_root
 from sovdeploy.runbook import document, export, restore, stores
 from sovdeploy.state import atomic_write, now
 
@@ -125,10 +124,8 @@ def _move_verified(incoming: Path, target: Path, result: dict[str, Any]) -> dict
     src = incoming / str(result["file"])
     if not src.exists():
         return {**result, "ok": False, "error": "the file did not arrive on the orchestrator"}
-    digest = hashlib.sha256()
     with src.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
+        digest = hashlib.file_digest(fh, "sha256")
     if digest.hexdigest() != result["sha256"]:
         return {**result, "ok": False, "error": "the file changed in transfer (SHA-256 differs)"}
     dest = target / str(result["file"])
@@ -141,7 +138,6 @@ def _export_hosts(
     ctx: Context, by_host: dict[str, list[dict[str, Any]]], incoming: Path, drill_id: str
 ) -> list[dict[str, Any]]:
     from sovdeploy import phases
-    from sovdeploy.engines import ansible
     from sovdeploy.errors import AnsibleRunError
 
     if not by_host:
@@ -149,21 +145,15 @@ def _export_hosts(
 
     ctx.progress.step(f"exporting on {', '.join(sorted(by_host))}")
     try:
-        ansible.run_playbook(
-            project_root() / "playbooks" / "exit_drill.yml",
-            phases.inventories(ctx),
-            ctx.run.path / "exit-drill",
-            ansible.Callbacks(
-                task_start=ctx.progress.task_start,
-                result=phases.task_recorder(ctx, "exit-drill"),
-            ),
-            extravars={
+        phases.run_tool_playbook(
+            ctx,
+            "exit_drill",
+            {
                 "exit_exporter": export.__file__,
                 "exit_steps": by_host,
                 "exit_staging": f"{STAGING}/{drill_id}",
                 "exit_incoming": str(incoming),
             },
-            envvars=phases.ansible_env(ctx),
             limit=",".join(sorted(by_host)),
         )
     except AnsibleRunError as exc:
@@ -279,13 +269,7 @@ def _restores(
     db = next((i for i in dbs if i["store"] == "mariadb/keystone"), dbs[0] if dbs else None)
     if db is not None:
         name = db["store"].split("/", 1)[1]
-        argv = stores.steps(
-            stores.DataStore(db["store"], "", "database", ("fresh",), ""),
-            {},
-            inventory="",
-            state="",
-            snap="",
-        )[0].argv
+        argv = stores.dump_argv(name)
         specs.append(
             {
                 "kind": "database",
@@ -350,7 +334,6 @@ def _restore(
     ctx: Context, drill_id: str, specs: list[dict[str, Any]], files: dict[str, Path], work: Path
 ) -> list[dict[str, Any]]:
     from sovdeploy import phases
-    from sovdeploy.engines import ansible
     from sovdeploy.errors import AnsibleRunError
 
     sb = ctx.deployment.settings.sandbox
@@ -363,21 +346,16 @@ def _restore(
 
     with fresh_host(name, sb.image, sb.apt_cache) as inventory:
         try:
-            ansible.run_playbook(
-                project_root() / "playbooks" / "exit_restore.yml",
-                [inventory],
-                ctx.run.path / "exit-restore",
-                ansible.Callbacks(
-                    task_start=ctx.progress.task_start,
-                    result=phases.task_recorder(ctx, "exit-drill-restore"),
-                ),
-                extravars={
+            phases.run_tool_playbook(
+                ctx,
+                "exit_restore",
+                {
                     "exit_restorer": restore.__file__,
                     "exit_restores": specs,
                     "exit_files": {k: str(v) for k, v in files.items()},
                     "exit_results": str(results_file),
                 },
-                envvars=phases.ansible_env(ctx),
+                sources=[inventory],
             )
         except AnsibleRunError as exc:
             return [
@@ -469,7 +447,9 @@ def run(ctx: Context, target: Path | None = None) -> dict[str, Any]:
     facts = phases.gather_runbook_facts(ctx)
     deployment = ctx.deployment
     openstack = bool(deployment.hosts_in("control")) and deployment.settings.endpoint is not None
-    held = document.workloads(document.views(deployment, facts, inventory="", state=""))
+    paths = {"inventory": str(ctx.inventory.path), "state": str(ctx.state.root)}
+    views = document.views(deployment, facts, **paths)
+    held = document.workloads(views)
     target = (target or ctx.state.root / "exit" / drill_id).resolve()
     incoming = target / ".incoming"
     shutil.rmtree(incoming, ignore_errors=True)
@@ -477,10 +457,8 @@ def run(ctx: Context, target: Path | None = None) -> dict[str, Any]:
     need = (openstack and not held["images"], openstack and not held["volumes"])
     with canary(ctx, drill_id, *need) as made:
         if made:
-            facts = phases.gather_runbook_facts(ctx)
-        views = document.views(
-            deployment, facts, inventory=str(ctx.inventory.path), state=str(ctx.state.root)
-        )
+            # The canary is in the databases and the pools now: read them again.
+            views = document.views(deployment, phases.gather_runbook_facts(ctx), **paths)
         items = _exports(ctx, views, incoming, drill_id)
         glance = {i["id"]: i for i in document.workloads(views)["images"]}
         canary_volume = str(made["volume"].id) if "volume" in made else None

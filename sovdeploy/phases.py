@@ -11,6 +11,7 @@ first phase, and every phase is idempotent, so nothing done is lost.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -381,16 +382,39 @@ def playbook_phase(
     return run
 
 
-def task_recorder(ctx: Context, phase: str) -> Callable[[ansible.TaskResult], None]:
-    """Show each task result and record it in the run, under ``phase``."""
+def run_tool_playbook(
+    ctx: Context,
+    playbook: str,
+    extravars: dict[str, Any],
+    *,
+    sources: Sequence[Path] | None = None,
+    limit: str | None = None,
+) -> ansible.PlaybookRun:
+    """Run ``playbooks/<playbook>.yml``, which is not a phase (discover, runbook, the drill).
+
+    Each task result is shown and recorded under the playbook's name; ``sources``
+    defaults to the deployment's inventories.
+
+    Raises:
+        AnsibleRunError: when a task fails or a host cannot be reached.
+
+    """
 
     def on_result(result: ansible.TaskResult) -> None:
         ctx.progress.result(result.host, result.status, result.message)
         ctx.run.record(
-            "task", phase=phase, host=result.host, task=result.task, status=result.status
+            "task", phase=playbook, host=result.host, task=result.task, status=result.status
         )
 
-    return on_result
+    return ansible.run_playbook(
+        project_root() / "playbooks" / f"{playbook}.yml",
+        inventories(ctx) if sources is None else sources,
+        ctx.run.path / playbook,
+        ansible.Callbacks(task_start=ctx.progress.task_start, result=on_result),
+        extravars=extravars,
+        envvars=ansible_env(ctx),
+        limit=limit,
+    )
 
 
 def discover_hosts(ctx: Context, hosts: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -407,15 +431,10 @@ def discover_hosts(ctx: Context, hosts: Sequence[str]) -> dict[str, dict[str, An
 
     ctx.progress.phase_start("discover", f"read sysfs on {', '.join(hosts) or 'every host'}")
     try:
-        ansible.run_playbook(
-            project_root() / "playbooks" / "discover.yml",
-            inventories(ctx),
-            ctx.run.path / "discover",
-            ansible.Callbacks(
-                task_start=ctx.progress.task_start, result=task_recorder(ctx, "discover")
-            ),
-            extravars={"discover_reader": sysfs.__file__, "discover_dir": str(incoming)},
-            envvars=ansible_env(ctx),
+        run_tool_playbook(
+            ctx,
+            "discover",
+            {"discover_reader": sysfs.__file__, "discover_dir": str(incoming)},
             limit=",".join(hosts) or None,
         )
     except BaseException:
@@ -835,29 +854,21 @@ def gather_runbook_facts(ctx: Context) -> dict[str, Any]:
     incoming = ctx.run.path / "runbook-facts"
     incoming.mkdir(parents=True, exist_ok=True)
 
-    if ctx.state.generated_inventory.exists() or ctx.deployment.hosts:
-        ctx.progress.step("reading every host's data stores, packages and images")
-        try:
-            ansible.run_playbook(
-                project_root() / "playbooks" / "runbook.yml",
-                inventories(ctx),
-                ctx.run.path / "runbook",
-                ansible.Callbacks(
-                    task_start=ctx.progress.task_start, result=task_recorder(ctx, "runbook")
-                ),
-                extravars={
-                    "runbook_reader": probe.__file__,
-                    "runbook_dir": str(incoming),
-                    "runbook_stores": asked,
-                },
-                envvars=ansible_env(ctx),
-            )
-        except AnsibleRunError as exc:
-            # What answered is kept; the rest is named unreadable in the document.
-            ctx.progress.note(f"not every host answered: {exc}", ok=False)
-    probed = {
-        path.stem: yaml.safe_load(path.read_text()) for path in sorted(incoming.glob("*.json"))
-    }
+    ctx.progress.step("reading every host's data stores, packages and images")
+    try:
+        run_tool_playbook(
+            ctx,
+            "runbook",
+            {
+                "runbook_reader": probe.__file__,
+                "runbook_dir": str(incoming),
+                "runbook_stores": asked,
+            },
+        )
+    except AnsibleRunError as exc:
+        # What answered is kept; the rest is named unreadable in the document.
+        ctx.progress.note(f"not every host answered: {exc}", ok=False)
+    probed = {path.stem: json.loads(path.read_text()) for path in sorted(incoming.glob("*.json"))}
     found = facts.assemble(
         ctx.deployment,
         asked,

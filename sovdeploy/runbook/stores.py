@@ -169,10 +169,9 @@ def holds_of(pool: str) -> str:
     return dict(POOLS).get(pool, pool)
 
 
-def _database(store: DataStore, snap: str) -> list[Step]:
-    del snap
-    name = store.key.split("/", 1)[1]
-    argv = (
+def dump_argv(database: str) -> tuple[str, ...]:
+    """The dump of one database: consistent in one transaction, no date (same data, same bytes)."""
+    return (
         "mariadb-dump",
         "--single-transaction",
         "--routines",
@@ -180,8 +179,13 @@ def _database(store: DataStore, snap: str) -> list[Step]:
         "--events",
         "--skip-dump-date",
         "--databases",
-        name,
+        database,
     )
+
+
+def _database(store: DataStore) -> list[Step]:
+    name = store.key.split("/", 1)[1]
+    argv = dump_argv(name)
     return [Step(store.key, store.hosts[0], f"{name} database", f"mariadb/{name}.sql", argv, "sql")]
 
 
@@ -292,7 +296,7 @@ def steps(
     if host_facts.get("empty"):
         return []
     on_hosts: dict[str, Callable[[], list[Step]]] = {
-        "database": lambda: _database(store, snap),
+        "database": lambda: _database(store),
         "ceph-pool": lambda: _pool_steps(store, host_facts, snap),
         "etcd": lambda: _etcd(store, snap),
         "ledger": lambda: _ledger(store, host_facts),
