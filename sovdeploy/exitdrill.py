@@ -254,6 +254,11 @@ def _choose(items: list[dict[str, Any]], store: str) -> dict[str, Any] | None:
     return min(done, key=lambda i: (i["bytes"], i["file"])) if done else None
 
 
+def _unproven(what: str, detail: str) -> dict[str, Any]:
+    """A restore that did not prove its export usable, and why."""
+    return {"what": what, "ok": False, "seconds": 0, "detail": detail}
+
+
 def _restores(
     items: list[dict[str, Any]],
     target: Path,
@@ -282,14 +287,7 @@ def _restores(
         )
         files[Path(db["file"]).name] = target / db["file"]
     else:
-        missing.append(
-            {
-                "what": "a database dump",
-                "ok": False,
-                "seconds": 0,
-                "detail": "no database was exported",
-            }
-        )
+        missing.append(_unproven("a database dump", "no database was exported"))
     image = _choose(items, "ceph/images")
     if image is not None:
         record = facts_images.get(Path(image["file"]).stem, {})
@@ -305,9 +303,7 @@ def _restores(
         )
         files[Path(image["file"]).name] = target / image["file"]
     else:
-        missing.append(
-            {"what": "an image", "ok": False, "seconds": 0, "detail": "no image was exported"}
-        )
+        missing.append(_unproven("an image", "no image was exported"))
     volumes = [i for i in items if i["store"] == "ceph/volumes" and i.get("ok")]
     volume = next(
         (i for i in volumes if canary_volume and canary_volume in i["file"]), None
@@ -324,9 +320,7 @@ def _restores(
         specs.append(spec)
         files[Path(volume["file"]).name] = target / volume["file"]
     else:
-        missing.append(
-            {"what": "a volume", "ok": False, "seconds": 0, "detail": "no volume was exported"}
-        )
+        missing.append(_unproven("a volume", "no volume was exported"))
     return specs, files, missing
 
 
@@ -358,15 +352,7 @@ def _restore(
                 sources=[inventory],
             )
         except AnsibleRunError as exc:
-            return [
-                {
-                    "what": s["what"],
-                    "ok": False,
-                    "seconds": 0,
-                    "detail": f"the fresh host failed: {exc}",
-                }
-                for s in specs
-            ]
+            return [_unproven(s["what"], f"the fresh host failed: {exc}") for s in specs]
     results: list[dict[str, Any]] = json.loads(results_file.read_text())
     return results
 

@@ -22,6 +22,7 @@ from markdown_it import MarkdownIt
 from sovdeploy import __version__, policy
 from sovdeploy.findings import Finding
 from sovdeploy.model import Deployment
+from sovdeploy.runbook import facts as facts_mod
 from sovdeploy.runbook import register, sbom, stores, topology
 from sovdeploy.state import atomic_write
 
@@ -77,8 +78,7 @@ def _reading(store: stores.DataStore, facts: Mapping[str, Any]) -> tuple[dict[st
         return dict(facts["deployer"].get(store.key, {})), "deployer"
     host = store.hosts[0]
     found = facts["hosts"].get(host, {})
-    kind = {"database": "mariadb", "ceph-pool": "ceph", "etcd": "etcd", "ledger": "ledger"}
-    reading = found.get("stores", {}).get(kind.get(store.kind, ""), {})
+    reading = found.get("stores", {}).get(facts_mod.PROBE.get(store.kind, ""), {})
     if not reading and "unreachable" in found:
         reading = {"ok": False, "error": found["unreachable"]}
     return dict(reading), host
@@ -109,11 +109,10 @@ def views(
         if store.key == "ceph/images" and reading.get("ok"):
             reading["images"] = images
         error = None
-        if store.service is not None:
-            error = None
-        elif not reading:
+        # A store outside the hosts (the archive) is not probed: its own keys export it.
+        if store.service is None and not reading:
             error = f"{host} reported nothing about it"
-        elif not reading.get("ok", False):
+        elif store.service is None and not reading.get("ok", False):
             error = str(reading.get("error", "unreadable"))
         size = None if error or store.service else _size(store, reading)
         if store.kind == "database" and not error and size is None:

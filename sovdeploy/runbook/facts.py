@@ -23,23 +23,22 @@ LOG_HOST_LEDGER = "/var/lib/sovdeploy-ledger/log"
 FACTS = "facts.json"
 
 
+#: The probe's reader of each kind of store on the hosts (its ``--store`` name).
+PROBE = {"database": "mariadb", "ceph-pool": "ceph", "etcd": "etcd", "ledger": "ledger"}
+#: Where a reader looks, when it is not where the probe looks by default.
+PROBE_PATHS = {"ledger": LOG_HOST_LEDGER}
+
+
 def probe_stores(stores: list[DataStore]) -> dict[str, list[str]]:
     """The ``--store`` arguments of the probe, by host: what each host is asked about."""
-    kinds = {
-        "database": "mariadb",
-        "ceph-pool": "ceph",
-        "etcd": "etcd",
-        "ledger": f"ledger:{LOG_HOST_LEDGER}",
-    }
     asked: dict[str, list[str]] = {}
     for store in stores:
-        arg = kinds.get(store.kind)
-        # One host answers for a replicated store (Ceph, etcd): the first that holds it.
-        holders = (
-            store.hosts[:1] if store.kind in ("ceph-pool", "etcd", "database") else store.hosts
-        )
-        if arg is None:
+        reader = PROBE.get(store.kind)
+        if reader is None or not store.hosts:
             continue
+        arg = f"{reader}:{PROBE_PATHS[reader]}" if reader in PROBE_PATHS else reader
+        # One host answers for a replicated store (Ceph, etcd): the first that holds it.
+        holders = store.hosts if store.kind == "ledger" else store.hosts[:1]
         for host in holders:
             if arg not in asked.setdefault(host, []):
                 asked[host].append(arg)
