@@ -22,9 +22,10 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,8 +118,17 @@ def _step_dict(step: stores.Step) -> dict[str, Any]:
     }
 
 
-def _move_verified(incoming: Path, target: Path, result: dict[str, Any]) -> dict[str, Any]:
-    """Move a fetched file into place once it hashes to what its host computed."""
+#: Checks an export's file in place; returns what is wrong with it, or None.
+Check = Callable[[Path], str | None]
+
+
+def _move_verified(
+    incoming: Path, target: Path, result: dict[str, Any], check: Check | None = None
+) -> dict[str, Any]:
+    """Move a fetched file into place once it hashes to what its host computed.
+
+    ``check``, where given, must also accept the file before it is moved.
+    """
     if not result.get("ok"):
         return result
     src = incoming / str(result["file"])
@@ -128,10 +138,52 @@ def _move_verified(incoming: Path, target: Path, result: dict[str, Any]) -> dict
         digest = hashlib.file_digest(fh, "sha256")
     if digest.hexdigest() != result["sha256"]:
         return {**result, "ok": False, "error": "the file changed in transfer (SHA-256 differs)"}
+    problem = check(src) if check is not None else None
+    if problem is not None:
+        return {**result, "ok": False, "error": problem}
     dest = target / str(result["file"])
     dest.parent.mkdir(parents=True, exist_ok=True)
     src.replace(dest)
     return result
+
+
+def ledger_check(key: Path) -> Check:
+    """A check that a ledger's tar unpacks to a log that ``sovdeploy audit verify`` accepts.
+
+    The tree, every entry up to the checkpoint, the history and the signatures under
+    ``key``; the sources' gaps and silences are the log's own story, which the auditor's
+    ``sovdeploy audit verify`` tells, not a property of the copy.
+    """
+    from sovdeploy.ledger import audit, note
+
+    def check(tar: Path) -> str | None:
+        try:
+            verifier = note.Verifier.parse(key.read_text())
+        except (OSError, note.NoteError) as exc:
+            return f"the log's verifier key {key} cannot be read: {exc}"
+        with tempfile.TemporaryDirectory(prefix="sovdeploy-ledger-") as tmp:
+            try:
+                with tarfile.open(tar) as archive:
+                    archive.extractall(tmp, filter="data")
+            except (OSError, tarfile.TarError) as exc:
+                return f"the ledger's tar does not unpack: {exc}"
+            report = audit.verify(audit.DirectoryFiles(Path(tmp)), [verifier], check_sources=False)
+        if not report.ok:
+            return f"the copy does not verify: {report.findings[0].message}"
+        return None
+
+    return check
+
+
+def _check_for(ctx: Context, store: str, host: str) -> Check | None:
+    """The check an export of ``store`` must pass before it is in place, if any."""
+    from sovdeploy.ledger import local
+
+    if store == "ledger":
+        return ledger_check(ctx.state.root / "logging" / "keys" / f"{host}.vkey")
+    if store == "run-ledger":
+        return ledger_check(local.key_paths(ctx.state.root)[1])
+    return None
 
 
 def _export_hosts(
@@ -170,8 +222,9 @@ def _export_hosts(
                 "ok": False,
                 "error": f"{host} returned no result for it",
             }
+            check = _check_for(ctx, step["store"], host)
             results.append(
-                _move_verified(incoming / host, incoming.parent, {**result, "host": host})
+                _move_verified(incoming / host, incoming.parent, {**result, "host": host}, check)
             )
     return results
 
@@ -188,20 +241,20 @@ def _export_local(
     results = []
     for planned in steps:
         step = planned
-        if step["argv"][:3] == ["python3", "-m", "sovdeploy.runbook.archive"]:
-            # This interpreter has sovdeploy; the auditors' keys read the archive.
-            values = phases.vault_values(ctx)
-            step = {
-                **planned,
-                "argv": [sys.executable, *step["argv"][1:]],
-                "env": {
-                    "AWS_ACCESS_KEY_ID": ARCHIVE_AUDITOR,
-                    "AWS_SECRET_ACCESS_KEY": str(values.get("logging_archive_auditor_secret", "")),
-                },
-            }
+        if step["argv"][:2] == ["python3", "-m"]:
+            # This interpreter has sovdeploy (the runbook's python3 is the operator's).
+            step = {**planned, "argv": [sys.executable, *step["argv"][1:]]}
+        if step["argv"][:3] == [sys.executable, "-m", "sovdeploy.runbook.archive"]:
+            # The auditors' read-only keys read the archive.
+            secret = phases.vault_values(ctx).get("logging_archive_auditor_secret", "")
+            env = {"AWS_ACCESS_KEY_ID": ARCHIVE_AUDITOR, "AWS_SECRET_ACCESS_KEY": str(secret)}
+            step = {**step, "env": env}
         result = export.export(step, incoming / "deployer")
+        check = _check_for(ctx, step["store"], "deployer")
         results.append(
-            _move_verified(incoming / "deployer", incoming.parent, {**result, "host": "deployer"})
+            _move_verified(
+                incoming / "deployer", incoming.parent, {**result, "host": "deployer"}, check
+            )
         )
     return results
 

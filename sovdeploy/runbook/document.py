@@ -196,6 +196,7 @@ def build(
         "facts": facts,
         "version": __version__,
         "views": store_views,
+        "state": state,
         "unreachable": [v for v in store_views if v.error],
         "hosts": hosts,
         "register": entries,

@@ -210,20 +210,20 @@ def _etcd(store: DataStore, snap: str) -> list[Step]:
     ]
 
 
+#: Where a log host has the ledger's code (the logging role's bundle directory).
+LEDGER_CODE = "/opt/sovdeploy-ledger/current"
+
+
+def snapshot_argv(log_dir: str, python: str = "python3") -> tuple[str, ...]:
+    """The command that writes a consistent snapshot of a live ledger as a tar."""
+    return (python, "-m", "sovdeploy.ledger.snapshot", log_dir)
+
+
 def _ledger(store: DataStore, host_facts: dict[str, Any]) -> list[Step]:
     path = str(host_facts.get("path") or "/var/lib/sovdeploy-ledger/log")
-    # The ledger service's own lock and queue are not the log: the tiles and checkpoint are.
-    argv = (
-        "tar",
-        "--sort=name",
-        "--exclude=./lock",
-        "--exclude=./pending",
-        "-C",
-        path,
-        "-cf",
-        "-",
-        ".",
-    )
+    # The log is live: a tar of its directory races the writer. The snapshot copies one
+    # checkpoint and exactly the tiles it covers, and checks them against its root.
+    argv = ("env", f"PYTHONPATH={LEDGER_CODE}", *snapshot_argv(path))
     item = "ledger tiles and checkpoint"
     return [Step(store.key, store.hosts[0], item, "ledger/log-host.tar", argv, "tar of tlog tiles")]
 
@@ -255,29 +255,14 @@ def _local(store: DataStore, inventory: str, state: str) -> list[Step]:
     if store.key not in where:
         return []
     root, rel, fmt = where[store.key]
-    if rel.endswith(".yml"):
-        return [
-            Step(
-                store.key,
-                None,
-                store.title,
-                f"deployer/{rel.rsplit('/', 1)[-1]}",
-                ("cat", f"{root}/{rel}"),
-                fmt,
-            )
-        ]
-    argv = (
-        "tar",
-        "--sort=name",
-        "--exclude=lock",
-        "--exclude=pending",
-        "-C",
-        root,
-        "-cf",
-        "-",
-        rel,
-    )
-    return [Step(store.key, None, store.title, f"deployer/{store.key}.tar", argv, fmt)]
+    file = f"deployer/{store.key}.tar"
+    if store.kind == "ledger":
+        argv = snapshot_argv(f"{root}/{rel}")
+    elif rel.endswith(".yml"):
+        file, argv = f"deployer/{rel.rsplit('/', 1)[-1]}", ("cat", f"{root}/{rel}")
+    else:
+        argv = ("tar", "--sort=name", "-C", root, "-cf", "-", rel)
+    return [Step(store.key, None, store.title, file, argv, fmt)]
 
 
 def steps(

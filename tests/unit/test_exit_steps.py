@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
 import sys
@@ -105,6 +106,59 @@ def test_the_runbooks_commands_are_the_drills() -> None:
     assert vol.before == (("rbd", "snap", "create", "volumes/volume-1@d1"),)
     assert vol.argv[-2:] == ("volumes/volume-1@d1", "-")
     assert vol.after[0][:3] == ("rbd", "snap", "rm")
+
+
+def test_a_ledger_export_is_a_snapshot_that_must_verify_before_it_counts(
+    tmp_path: Path,
+) -> None:
+    """The runbook's command for the orchestrator's ledger, run as the drill runs it, gives
+    a tar the drill's check accepts under the log's key; a copy with one entry changed, or
+    a check under another key, is refused and not moved into place."""
+    import tarfile
+
+    from sovdeploy.exitdrill import _move_verified, ledger_check
+    from sovdeploy.ledger.log import Log
+    from sovdeploy.ledger.note import Signer
+
+    signer = Signer.generate("sovdeploy/test/orchestrator")
+    state = tmp_path / "state"
+    log = Log(state / "ledger", signer.name, signer)
+    log.append([b'{"n": %d}' % i for i in range(40)])
+    log.checkpoint()
+    log.close()
+    key = tmp_path / "ledger.pub"
+    key.write_text(signer.verifier.vkey() + "\n")
+    store = stores.DataStore("run-ledger", "orchestrator ledger", "ledger", (), "")
+    (step,) = stores.steps(store, {}, inventory="/inv", state=str(state), snap="s")
+    assert step.argv == ("python3", "-m", "sovdeploy.ledger.snapshot", f"{state}/ledger")
+    planned = {**_step([sys.executable, *step.argv[1:]], step.file), "store": step.store}
+    result = export.export(planned, tmp_path / "in")
+    assert result["ok"], result
+    tar = tmp_path / "in" / step.file
+    assert ledger_check(key)(tar) is None
+    other = tmp_path / "other.pub"
+    other.write_text(Signer.generate(signer.name).verifier.vkey() + "\n")
+    assert "does not verify" in (ledger_check(other)(tar) or "")
+
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(tar) as src, tarfile.open(bad, "w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name.startswith("tile/entries/"):
+                data = data.replace(b'{"n": 7}', b'{"n": 8}')
+            member.size = len(data)
+            dst.addfile(member, io.BytesIO(data))
+    problem = ledger_check(key)(bad)
+    assert problem is not None and "does not verify" in problem
+    digest = hashlib.sha256(bad.read_bytes()).hexdigest()
+    moved = _move_verified(
+        tmp_path,
+        tmp_path / "target",
+        {"ok": True, "file": "bad.tar", "sha256": digest},
+        ledger_check(key),
+    )
+    assert not moved["ok"] and "does not verify" in moved["error"]
+    assert not (tmp_path / "target" / "bad.tar").exists()
 
 
 needs_qemu_img = pytest.mark.skipif(

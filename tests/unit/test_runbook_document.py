@@ -133,6 +133,14 @@ def test_every_store_of_the_sandbox_is_named(loaded: inv.LoadedInventory) -> Non
     assert "1.0 MiB (1,048,576 B)" in md
     assert "mariadb-dump --single-transaction" in md
     assert "rbd export --no-progress volumes/volume-v1@exit -" in md
+    # The live ledgers are exported as snapshots, checked under their own keys.
+    assert (
+        "env PYTHONPATH=/opt/sovdeploy-ledger/current python3 -m sovdeploy.ledger.snapshot "
+        "/var/lib/sovdeploy-ledger/log > ledger/log-host.tar.part"
+    ) in md
+    assert "python3 -m sovdeploy.ledger.snapshot /state/ledger > deployer/run-ledger.tar" in md
+    assert "--key /state/logging/keys/sbx-log1.vkey" in md
+    assert "--key /state/keys/ledger.pub" in md
     # Which release of each component runs where, from the hosts' packages.
     assert "| OpenStack Nova | 2:31.0.0-6 | sbx-cmp1, sbx-ctl1, sbx-log1 |" in md
 

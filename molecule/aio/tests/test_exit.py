@@ -22,6 +22,7 @@ from sovdeploy import secrets
 ROOT = Path(__file__).resolve().parents[3]
 SOVDEPLOY = str(Path(sys.executable).parent / "sovdeploy")
 CONTAINERS_CONF = ROOT / ".config/containers/containers.conf"
+LOG_VKEY = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "logging" / "aio-ctl.vkey"
 
 
 def _inventory(base: Path, address: str, known: dict, ca_file, extra_hosts=()) -> Path:
@@ -61,6 +62,10 @@ def _inventory(base: Path, address: str, known: dict, ca_file, extra_hosts=()) -
     pki = inv / ".sovdeploy" / "pki"
     pki.mkdir(parents=True)
     shutil.copy(ca_file, pki)
+    # The log host's verifier key, where sovdeploy's logging phase would have put it.
+    keys = inv / ".sovdeploy" / "logging" / "keys"
+    keys.mkdir(parents=True)
+    shutil.copy(LOG_VKEY, keys)
     return inv
 
 
@@ -129,6 +134,24 @@ def test_every_export_is_complete_and_matches_its_checksum(drilled):
     assert check.stdout.count(": OK") == drill["exported"]
     dump = (target / "mariadb/keystone.sql").read_text()
     assert "CREATE TABLE `project`" in dump
+
+
+def test_the_ledger_exports_verify_as_an_auditor_checks_them(drilled, tmp_path):
+    """Both ledgers were exported from live logs; each copy, unpacked, passes
+    `sovdeploy audit verify` under its log's key, sources included."""
+    base, inv, _result = drilled
+    target = Path(json.loads((inv / ".sovdeploy/runbook/drill.json").read_text())["target"])
+    for tar, key in (
+        ("ledger/log-host.tar", LOG_VKEY),
+        ("deployer/run-ledger.tar", inv / ".sovdeploy/keys/ledger.pub"),
+    ):
+        copy = tmp_path / Path(tar).stem
+        copy.mkdir()
+        subprocess.run(["tar", "-xf", str(target / tar), "-C", str(copy)], check=True)
+        assert (copy / "checkpoint").exists() and not (copy / "pending").exists()
+        verified = _run(base, "audit", "verify", str(copy), "--key", str(key), "--json")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert json.loads(verified.stdout)["size"] > 0
 
 
 def test_the_runbook_shows_the_drills_figures(drilled):
