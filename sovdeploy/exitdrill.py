@@ -26,7 +26,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,14 @@ class DrillError(SovdeployError):
 def _pattern(drill_id: str) -> bytes:
     line = f"sovdeploy exit drill {drill_id}\n".encode()
     return (line * (CANARY_BYTES // len(line) + 1))[:CANARY_BYTES]
+
+
+def _delete(conn: Any, kind: str, resource: Any) -> None:
+    if kind == "volume":
+        conn.block_storage.delete_volume(resource)
+        conn.block_storage.wait_for_delete(resource, wait=300)
+    else:
+        conn.image.delete_image(resource)
 
 
 @contextmanager
@@ -98,12 +106,22 @@ def canary(
         )
         yield made
     finally:
-        if "volume" in made:
-            with suppress(Exception):
-                conn.block_storage.delete_volume(made["volume"])
-                conn.block_storage.wait_for_delete(made["volume"], wait=300)
-        with suppress(Exception):
-            conn.image.delete_image(made["image"])
+        # A canary that cannot be deleted does not fail the drill (its exports stand),
+        # but it is said, recorded and kept in the drill's record, to delete by hand.
+        made["left"] = []
+        for kind in ("volume", "image"):
+            if kind not in made:
+                continue
+            try:
+                _delete(conn, kind, made[kind])
+            except Exception as exc:  # noqa: BLE001 - openstacksdk raises many kinds
+                made["left"].append({"kind": kind, "id": made[kind].id, "error": str(exc)})
+                ctx.progress.note(
+                    f"the drill's canary {kind} {made[kind].id} could not be deleted: {exc}",
+                    ok=False,
+                )
+        if made["left"]:
+            ctx.run.record("exit_drill_canary_left", left=made["left"])
 
 
 def _step_dict(step: stores.Step) -> dict[str, Any]:
@@ -505,6 +523,7 @@ def run(ctx: Context, target: Path | None = None) -> dict[str, Any]:
         restores = missing + (_restore(ctx, drill_id, specs, files, incoming) if specs else [])
     record = _summary(drill_id, target, items, restores, (started, t0, time.monotonic()))
     record["canary"] = bool(made)
+    record["canary_left"] = made.get("left", [])
     shutil.rmtree(incoming, ignore_errors=True)
     done = sorted((i for i in items if i.get("ok")), key=lambda i: i["file"])
     sums = "".join(f"{i['sha256']}  {i['file']}\n" for i in done)

@@ -249,6 +249,7 @@ def test_the_drills_figures_reach_the_checklists(loaded: inv.LoadedInventory) ->
             },
         ],
         "restores": [{"what": "keystone database dump", "ok": True, "seconds": 9.0, "detail": "x"}],
+        "canary_left": [{"kind": "volume", "id": "v-1", "error": "HttpException: 409"}],
     }
     md = _build(loaded, sandbox_facts(loaded.deployment), drill).files[document.MARKDOWN].decode()
     assert "| Measured RTO / RPO (last drill) | 5.0 min / 121.7 min |" in md
@@ -257,3 +258,4 @@ def test_the_drills_figures_reach_the_checklists(loaded: inv.LoadedInventory) ->
     assert "drill drill-x passed: 14 file(s), 5.0 MiB (5,242,880 B), 3 restore(s) proven" in md
     assert "| mariadb/keystone | keystone database | `mariadb/keystone.sql` |" in md
     assert "| ledger | the ledger | `-` | - | `-` | 0.0 s | **failed**: unreadable: the host" in md
+    assert "**The drill's canary volume `v-1` could not be deleted** (HttpException" in md
