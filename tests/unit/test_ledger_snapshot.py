@@ -31,32 +31,38 @@ def take(root: Path) -> bytes:
     return out.getvalue()
 
 
-def test_a_snapshot_is_the_checkpoint_and_its_tiles_without_the_writers_files(
-    tmp_path: Path,
-) -> None:
+def checkpointed(tmp_path: Path, count: int) -> tuple[Log, Path, Signer]:
+    """A log of ``count`` entries with a checkpoint at that size, still open."""
     signer = Signer.generate(ORIGIN)
     root = tmp_path / "log"
     log = Log(root, ORIGIN, signer)
-    log.append([b"entry %d" % i for i in range(300)])
+    log.append([b"entry %d" % i for i in range(count)])
     log.checkpoint()
+    return log, root, signer
+
+
+def assert_verifies(copy: Path, signer: Signer, size: int) -> None:
+    report = audit.verify(audit.DirectoryFiles(copy), [signer.verifier])
+    assert report.ok and report.size == size, report.findings
+
+
+def test_a_snapshot_is_the_checkpoint_and_its_tiles_without_the_writers_files(
+    tmp_path: Path,
+) -> None:
+    log, root, signer = checkpointed(tmp_path, 300)
     log.append([b"entry %d" % i for i in range(300, 310)])  # durable, not yet checkpointed
     names = unpack(take(root), tmp_path / "copy")
     log.close()
     assert {"lock", "pending", "log.json"} & {p.name for p in root.iterdir()}
     assert not {"lock", "pending", "log.json"} & names
     assert "tile/entries/001.p/44" in names and "tile/entries/001.p/54" not in names
-    report = audit.verify(audit.DirectoryFiles(tmp_path / "copy"), [signer.verifier])
-    assert report.ok and report.size == 300, report.findings
+    assert_verifies(tmp_path / "copy", signer, 300)
 
 
 def test_a_partial_tile_dropped_since_the_checkpoint_is_cut_from_the_full_tile(
     tmp_path: Path,
 ) -> None:
-    signer = Signer.generate(ORIGIN)
-    root = tmp_path / "log"
-    log = Log(root, ORIGIN, signer)
-    log.append([b"entry %d" % i for i in range(250)])
-    log.checkpoint()
+    log, root, signer = checkpointed(tmp_path, 250)
     served = {
         p: (root / p).read_bytes()
         for p in (tiles.tile_path("entries", 0, 250), tiles.tile_path(0, 0, 250))
@@ -68,19 +74,15 @@ def test_a_partial_tile_dropped_since_the_checkpoint_is_cut_from_the_full_tile(
     unpack(take(root), copy)
     for path, data in served.items():
         assert (copy / path).read_bytes() == data  # the bytes the log served at 250
-    report = audit.verify(audit.DirectoryFiles(copy), [signer.verifier])
-    assert report.ok and report.size == 250, report.findings
+    assert_verifies(copy, signer, 250)
 
 
 def test_history_newer_than_the_checkpoint_read_is_left_out(tmp_path: Path) -> None:
     """The writer publishes the checkpoint, then its history entry: a reader between
     the two (or one that read the checkpoint before both) must not take the newer one,
     which the verifier would call a rollback."""
-    signer = Signer.generate(ORIGIN)
-    root = tmp_path / "log"
-    log = Log(root, ORIGIN, signer)
-    log.append([b"a", b"b"])
-    first = log.checkpoint().encode()
+    log, root, signer = checkpointed(tmp_path, 2)
+    first = (root / CHECKPOINT_FILE).read_bytes()
     log.append([b"c"])
     log.checkpoint()
     log.close()
@@ -88,8 +90,7 @@ def test_history_newer_than_the_checkpoint_read_is_left_out(tmp_path: Path) -> N
     names = unpack(take(root), tmp_path / "copy")
     assert f"{HISTORY_DIR}/{2:020d}" in names
     assert f"{HISTORY_DIR}/{3:020d}" not in names
-    report = audit.verify(audit.DirectoryFiles(tmp_path / "copy"), [signer.verifier])
-    assert report.ok and report.size == 2, report.findings
+    assert_verifies(tmp_path / "copy", signer, 2)
 
 
 def test_snapshots_taken_while_the_log_grows_each_verify(tmp_path: Path) -> None:
@@ -126,11 +127,7 @@ def test_snapshots_taken_while_the_log_grows_each_verify(tmp_path: Path) -> None
 
 
 def test_a_tile_that_does_not_hash_to_the_checkpoint_fails(tmp_path: Path) -> None:
-    signer = Signer.generate(ORIGIN)
-    root = tmp_path / "log"
-    log = Log(root, ORIGIN, signer)
-    log.append([b"entry %d" % i for i in range(20)])
-    log.checkpoint()
+    log, root, _signer = checkpointed(tmp_path, 20)
     log.close()
     tile = root / tiles.tile_path(0, 0, 20)
     tile.write_bytes(b"\0" * 32 + tile.read_bytes()[32:])
@@ -154,11 +151,7 @@ def test_the_ledger_bundle_runs_it_with_debians_python(tmp_path: Path) -> None:
     bundle.write(tmp_path / "bundle.tar.gz")
     with tarfile.open(tmp_path / "bundle.tar.gz") as tar:
         tar.extractall(code, filter="data")
-    signer = Signer.generate(ORIGIN)
-    root = tmp_path / "log"
-    log = Log(root, ORIGIN, signer)
-    log.append([b"entry %d" % i for i in range(5)])
-    log.checkpoint()
+    log, root, signer = checkpointed(tmp_path, 5)
     log.close()
     done = subprocess.run(
         [python, "-m", "sovdeploy.ledger.snapshot", str(root)],
@@ -169,5 +162,4 @@ def test_the_ledger_bundle_runs_it_with_debians_python(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
     assert done.stderr.decode().strip() == "snapshot: 5 entries"
     unpack(done.stdout, tmp_path / "copy")
-    report = audit.verify(audit.DirectoryFiles(tmp_path / "copy"), [signer.verifier])
-    assert report.ok and report.size == 5, report.findings
+    assert_verifies(tmp_path / "copy", signer, 5)
