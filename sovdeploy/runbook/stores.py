@@ -223,7 +223,9 @@ def _ledger(store: DataStore, host_facts: dict[str, Any]) -> list[Step]:
     path = str(host_facts.get("path") or "/var/lib/sovdeploy-ledger/log")
     # The log is live: a tar of its directory races the writer. The snapshot copies one
     # checkpoint and exactly the tiles it covers, and checks them against its root.
-    argv = ("env", f"PYTHONPATH={LEDGER_CODE}", *snapshot_argv(path))
+    # As the service runs it: the bundle's code, which no .pyc is written into.
+    code = ("env", "PYTHONDONTWRITEBYTECODE=1", f"PYTHONPATH={LEDGER_CODE}")
+    argv = (*code, *snapshot_argv(path))
     item = "ledger tiles and checkpoint"
     return [Step(store.key, store.hosts[0], item, "ledger/log-host.tar", argv, "tar of tlog tiles")]
 

@@ -135,7 +135,8 @@ def test_every_store_of_the_sandbox_is_named(loaded: inv.LoadedInventory) -> Non
     assert "rbd export --no-progress volumes/volume-v1@exit -" in md
     # The live ledgers are exported as snapshots, checked under their own keys.
     assert (
-        "env PYTHONPATH=/opt/sovdeploy-ledger/current python3 -m sovdeploy.ledger.snapshot "
+        "env PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/opt/sovdeploy-ledger/current "
+        "python3 -m sovdeploy.ledger.snapshot "
         "/var/lib/sovdeploy-ledger/log > ledger/log-host.tar.part"
     ) in md
     assert "python3 -m sovdeploy.ledger.snapshot /state/ledger > deployer/run-ledger.tar" in md
