@@ -542,7 +542,9 @@ def run(ctx: Context, target: Path | None = None) -> dict[str, Any]:
         rpo_seconds=record["rpo_seconds"],
         sums_sha256=hashlib.sha256(sums.encode()).hexdigest(),
     )
-    phases.write_runbook(ctx, gather=False)
+    # The last reading was taken while the canary existed: read the hosts again, so that
+    # the runbook shows the deployment as the drill left it, not a deleted canary.
+    phases.write_runbook(ctx, gather=bool(made))
     if not record["ok"]:
         failed = [f"{i['item']}: {i.get('error')}" for i in items if not i.get("ok")]
         failed += [f"restore {r['what']}: {r['detail']}" for r in restores if not r.get("ok")]

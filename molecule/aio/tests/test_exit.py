@@ -165,6 +165,9 @@ def test_the_runbook_shows_the_drills_figures(drilled):
     for title in ("keystone database", "Ceph pool volumes", "the ledger", "secrets vault"):
         assert f"### {title}" in md
     assert "Every data store answered" in md
+    # The runbook was read again after the canary was deleted: it is no workload to move.
+    workloads = md.split("## Moving workloads out")[1].split("## Components")[0]
+    assert "-canary" not in workloads
     html = (inv / ".sovdeploy/runbook/runbook.html").read_text()
     assert '<div class="topology"><svg' in html
 
