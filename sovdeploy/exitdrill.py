@@ -195,10 +195,11 @@ def ledger_check(key: Path) -> Check:
 
 def _check_for(ctx: Context, store: str, host: str) -> Check | None:
     """The check an export of ``store`` must pass before it is in place, if any."""
+    from sovdeploy import phases
     from sovdeploy.ledger import local
 
     if store == "ledger":
-        return ledger_check(ctx.state.root / "logging" / "keys" / f"{host}.vkey")
+        return ledger_check(phases.logging_keys_dir(ctx) / f"{host}.vkey")
     if store == "run-ledger":
         return ledger_check(local.key_paths(ctx.state.root)[1])
     return None

@@ -503,6 +503,11 @@ def _accelerators(ctx: Context) -> str:
     return playbook_phase("accelerators", check=False, extravars=lambda _ctx: found)(ctx)
 
 
+def logging_keys_dir(ctx: Context) -> Path:
+    """Where the logging phase writes the log hosts' keys (``<host>.vkey``, witnesses', seals)."""
+    return ctx.state.root / "logging" / "keys"
+
+
 def logging_vars(ctx: Context) -> dict[str, Any]:
     """Pack the ledger service's code for the log hosts; say where their keys go."""
     from sovdeploy.ledger import bundle
@@ -513,14 +518,14 @@ def logging_vars(ctx: Context) -> dict[str, Any]:
     record_artifact(ctx, path)
     return {
         "logging_bundle": str(path),
-        "logging_keys_dir": str(out / "keys"),
+        "logging_keys_dir": str(logging_keys_dir(ctx)),
         "logging_client_dir": str(ctx.state.root / ledger_forward.CLIENT_DIR),
     }
 
 
 def _logging(ctx: Context) -> str:
     summary = playbook_phase("logging", check=False, extravars=logging_vars)(ctx)
-    keys_dir = ctx.state.root / "logging" / "keys"
+    keys_dir = logging_keys_dir(ctx)
     keys = sorted(keys_dir.glob("*.vkey"))
     witnesses = [k for k in keys if k.name.endswith(".witness.vkey")]
     seals = sorted(keys_dir.glob("*.fss"))

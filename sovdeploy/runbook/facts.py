@@ -15,11 +15,9 @@ from typing import Any
 
 from sovdeploy import secrets
 from sovdeploy.model import Deployment
-from sovdeploy.runbook.stores import DataStore
+from sovdeploy.runbook.stores import LOG_HOST_LEDGER, DataStore
 from sovdeploy.state import StateDir, atomic_write, now
 
-#: Where the logging role keeps the ledger's tiles and checkpoint on a log host.
-LOG_HOST_LEDGER = "/var/lib/sovdeploy-ledger/log"
 FACTS = "facts.json"
 
 

@@ -212,15 +212,17 @@ def _etcd(store: DataStore, snap: str) -> list[Step]:
 
 #: Where a log host has the ledger's code (the logging role's bundle directory).
 LEDGER_CODE = "/opt/sovdeploy-ledger/current"
+#: Where the logging role keeps the ledger's tiles and checkpoint on a log host.
+LOG_HOST_LEDGER = "/var/lib/sovdeploy-ledger/log"
 
 
-def snapshot_argv(log_dir: str, python: str = "python3") -> tuple[str, ...]:
+def snapshot_argv(log_dir: str) -> tuple[str, ...]:
     """The command that writes a consistent snapshot of a live ledger as a tar."""
-    return (python, "-m", "sovdeploy.ledger.snapshot", log_dir)
+    return ("python3", "-m", "sovdeploy.ledger.snapshot", log_dir)
 
 
 def _ledger(store: DataStore, host_facts: dict[str, Any]) -> list[Step]:
-    path = str(host_facts.get("path") or "/var/lib/sovdeploy-ledger/log")
+    path = str(host_facts.get("path") or LOG_HOST_LEDGER)
     # The log is live: a tar of its directory races the writer. The snapshot copies one
     # checkpoint and exactly the tiles it covers, and checks them against its root.
     # As the service runs it: the bundle's code, which no .pyc is written into.

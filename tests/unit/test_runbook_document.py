@@ -78,7 +78,7 @@ def sandbox_facts(deployment: Any, *, ledger_ok: bool = True) -> dict[str, Any]:
             {
                 "ledger": {
                     "ok": True,
-                    "path": facts.LOG_HOST_LEDGER,
+                    "path": stores.LOG_HOST_LEDGER,
                     "bytes": 123456,
                     "checkpoint": ["lab/ledger", "42", "cm9vdA=="],
                 }
