@@ -1,6 +1,6 @@
 """Hardware discovery: what a host's sysfs says, as a host_vars block and as drift.
 
-``sovdeploy.sysfs`` reads the facts (here, from a recorded tree, or on a host through
+``sovdeploy.hostside.sysfs`` reads the facts (here, from a recorded tree, or on a host through
 Ansible); this module turns them into what an operator reads: the accelerators and
 ports found, a suggested ``sovdeploy_hardware`` block, and the differences from what
 the inventory declares.
@@ -19,11 +19,12 @@ import yaml
 from sovdeploy.catalogue import Catalogue
 from sovdeploy.errors import UsageError
 from sovdeploy.findings import Finding, Severity
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.hostplan import Topology
+from sovdeploy.hostside.sysfs import FORMAT
+from sovdeploy.hostside.sysfs import read as read_sysfs
 from sovdeploy.model import Host
-from sovdeploy.state import StateDir, atomic_write
-from sovdeploy.sysfs import FORMAT
-from sovdeploy.sysfs import read as read_sysfs
+from sovdeploy.state import StateDir
 
 #: PCI classes of accelerators: VGA, 3D controller, processing accelerator.
 ACCELERATOR_CLASSES = frozenset({"0300", "0302", "1200"})

@@ -34,8 +34,10 @@ import yaml
 
 from sovdeploy import sandbox
 from sovdeploy.errors import SovdeployError
-from sovdeploy.runbook import document, export, restore, stores
-from sovdeploy.state import atomic_write, now
+from sovdeploy.fsutil import atomic_write
+from sovdeploy.hostside import export, restore
+from sovdeploy.runbook import document, stores
+from sovdeploy.state import now
 
 if TYPE_CHECKING:
     from sovdeploy.phases import Context
@@ -263,7 +265,7 @@ def _export_local(
         if step["argv"][:2] == ["python3", "-m"]:
             # This interpreter has sovdeploy (the runbook's python3 is the operator's).
             step = {**planned, "argv": [sys.executable, *step["argv"][1:]]}
-        if step["argv"][:3] == [sys.executable, "-m", "sovdeploy.runbook.archive"]:
+        if step["argv"][:3] == [sys.executable, "-m", "sovdeploy.runbook.archive_export"]:
             # The auditors' read-only keys read the archive.
             secret = phases.vault_values(ctx).get("logging_archive_auditor_secret", "")
             env = {"AWS_ACCESS_KEY_ID": ARCHIVE_AUDITOR, "AWS_SECRET_ACCESS_KEY": str(secret)}

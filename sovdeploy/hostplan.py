@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sovdeploy.catalogue import Catalogue, GpuModel
+from sovdeploy.hostside.sysfs import format_cpulist, parse_cpulist
 from sovdeploy.model import Cpu, Deployment, FlavorSize, GpuMode, Host
-from sovdeploy.sysfs import format_cpulist, parse_cpulist
 
 if TYPE_CHECKING:
     from sovdeploy.inventory import LoadedInventory

@@ -27,12 +27,13 @@ from sovdeploy import inventory as inv
 from sovdeploy import sandbox, secrets
 from sovdeploy.engines import ansible, terraform
 from sovdeploy.errors import InterruptedRunError, LedgerError, UsageError
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.inventory import LoadedInventory, digest_files
 from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.model import Deployment, Provisioner
 from sovdeploy.paths import containers_conf, project_root
 from sovdeploy.progress import Progress
-from sovdeploy.state import PhaseRecord, Run, StateDir, atomic_write, now
+from sovdeploy.state import PhaseRecord, Run, StateDir, now
 
 
 @dataclass
@@ -424,7 +425,8 @@ def discover_hosts(ctx: Context, hosts: Sequence[str]) -> dict[str, dict[str, An
         AnsibleRunError: when a host cannot be reached or read.
 
     """
-    from sovdeploy import discover, sysfs
+    from sovdeploy import discover
+    from sovdeploy.hostside import sysfs
 
     incoming = ctx.run.path / "discovery"
     incoming.mkdir(parents=True, exist_ok=True)
@@ -510,7 +512,7 @@ def logging_keys_dir(ctx: Context) -> Path:
 
 def logging_vars(ctx: Context) -> dict[str, Any]:
     """Pack the ledger service's code for the log hosts; say where their keys go."""
-    from sovdeploy.ledger import bundle
+    from sovdeploy import bundle
 
     out = ctx.state.root / "logging"
     path = out / "sovdeploy-ledger.tar.gz"
@@ -853,7 +855,8 @@ def gather_runbook_facts(ctx: Context) -> dict[str, Any]:
     rather than failing the command: the runbook must say what it could not read.
     """
     from sovdeploy.errors import AnsibleRunError
-    from sovdeploy.runbook import facts, probe, stores
+    from sovdeploy.hostside import probe
+    from sovdeploy.runbook import facts, stores
 
     asked = facts.probe_stores(stores.data_stores(ctx.deployment))
     incoming = ctx.run.path / "runbook-facts"

@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 
 from sovdeploy.errors import SovdeployError, UsageError
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.paths import project_root
-from sovdeploy.state import atomic_write
 
 VAULT_RELPATH = Path("group_vars") / "all" / "secrets.vault.yml"
 _ALPHABET = string.ascii_letters + string.digits

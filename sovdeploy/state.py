@@ -24,13 +24,13 @@ import fcntl
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sovdeploy.errors import UsageError
+from sovdeploy.fsutil import atomic_write
 
 if TYPE_CHECKING:
     from sovdeploy.ledger.records import Ledger
@@ -40,32 +40,6 @@ STATE_DIRNAME = ".sovdeploy"
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    """Write ``path`` so that a crash at any instant leaves the old file or the new one.
-
-    Temporary file, fsync, rename, then an fsync of the directory so the rename is
-    durable too. Temporary files are dot files named after ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).chmod(mode)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from sovdeploy.errors import SovdeployError
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.guest import BOOT_MARKER
-from sovdeploy.state import atomic_write
 
 #: Service types the catalog must list once the openstack phase is done.
 CATALOG = ("identity", "image", "placement", "compute", "network", "block-storage")

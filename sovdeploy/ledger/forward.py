@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from sovdeploy.errors import LedgerError
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.ledger import local, records
-from sovdeploy.state import atomic_write
 
 CLIENT_DIR = Path("logging") / "client"
 ENDPOINT_FILE = "endpoint.json"

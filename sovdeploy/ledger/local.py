@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sovdeploy.errors import LedgerError
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.ledger import proof, records, tiles
 from sovdeploy.ledger.checkpoint import SignedCheckpoint
 from sovdeploy.ledger.log import CHECKPOINT_FILE, Log, Writer
 from sovdeploy.ledger.note import NoteError, Signer, Verifier
 from sovdeploy.ledger.proof import Receipt
-from sovdeploy.state import atomic_write
 
 SOURCE = "orchestrator"
 

@@ -40,10 +40,10 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from sovdeploy.errors import LedgerError
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.ledger import merkle, tiles
 from sovdeploy.ledger.checkpoint import Checkpoint, SignedCheckpoint, sign
 from sovdeploy.ledger.note import Signature, Signer
-from sovdeploy.state import atomic_write
 
 _PENDING_MAGIC = b"SDLEDGR1"
 _HEADER = struct.Struct(">8sQ")

@@ -23,9 +23,9 @@ from typing import Any
 
 import rfc8785
 
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.ledger import tiles
 from sovdeploy.ledger.log import Writer
-from sovdeploy.state import atomic_write
 
 BLOB_DIR = "blobs"
 

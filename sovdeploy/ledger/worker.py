@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sovdeploy.state import atomic_write
+from sovdeploy.fsutil import atomic_write
 
 
 class Worker:

@@ -13,8 +13,8 @@ from typing import Any
 from sovdeploy.catalogue import Catalogue
 from sovdeploy.findings import Finding, locate
 from sovdeploy.hostplan import Topology, cpu_sets, hugepage_bytes, nic_node, pmd_nodes, topology
+from sovdeploy.hostside.sysfs import format_cpulist, parse_cpulist
 from sovdeploy.model import Deployment, GpuMode, Host
-from sovdeploy.sysfs import format_cpulist, parse_cpulist
 
 RULES: dict[str, str] = {
     "hardware.unknown_gpu": "every declared GPU model is in the accelerator catalogue",

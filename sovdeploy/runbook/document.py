@@ -21,10 +21,10 @@ from markdown_it import MarkdownIt
 
 from sovdeploy import __version__, policy
 from sovdeploy.findings import Finding
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.model import Deployment
 from sovdeploy.runbook import facts as facts_mod
 from sovdeploy.runbook import register, sbom, stores, topology
-from sovdeploy.state import atomic_write
 
 MARKDOWN = "runbook.md"
 HTML = "runbook.html"

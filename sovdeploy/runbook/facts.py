@@ -1,7 +1,7 @@
 """What the runbook is written from: each host's probe, and the deployer's own stores.
 
 ``gather`` reads every host through Ansible (``playbooks/runbook.yml`` runs
-:mod:`sovdeploy.runbook.probe`, read-only) and the deployer's files, and keeps the
+:mod:`sovdeploy.hostside.probe`, read-only) and the deployer's files, and keeps the
 result in ``runbook/facts.json`` in the state dir. The document is rendered from that
 file alone, so rendering it again gives the same bytes.
 """
@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from sovdeploy import secrets
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.model import Deployment
 from sovdeploy.runbook.stores import LOG_HOST_LEDGER, DataStore
-from sovdeploy.state import StateDir, atomic_write, now
+from sovdeploy.state import StateDir, now
 
 FACTS = "facts.json"
 

@@ -218,7 +218,7 @@ LOG_HOST_LEDGER = "/var/lib/sovdeploy-ledger/log"
 
 def snapshot_argv(log_dir: str) -> tuple[str, ...]:
     """The command that writes a consistent snapshot of a live ledger as a tar."""
-    return ("python3", "-m", "sovdeploy.ledger.snapshot", log_dir)
+    return ("python3", "-m", "sovdeploy.hostside.snapshot", log_dir)
 
 
 def _ledger(store: DataStore, host_facts: dict[str, Any]) -> list[Step]:
@@ -237,7 +237,7 @@ def _archive(store: DataStore, state: str) -> list[Step]:
     argv = (
         "python3",
         "-m",
-        "sovdeploy.runbook.archive",
+        "sovdeploy.runbook.archive_export",
         "--endpoint",
         store.endpoint,
         "--bucket",

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from sovdeploy import secrets, sysfs
+from sovdeploy import secrets
+from sovdeploy.hostside import sysfs
 from sovdeploy.phases import PHASE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """Write the recorded sysfs trees under tests/sysfs/ (run: python tests/sysfs/record.py).
 
-Each tree is the part of /sys that ``sovdeploy.sysfs`` reads, for a host built from
+Each tree is the part of /sys that ``sovdeploy.hostside.sysfs`` reads, for a host built from
 public documentation of its parts: PCI IDs from the PCI ID repository, SR-IOV limits
 from the NIC vendors' manuals (ConnectX-6 Dx: 127 VFs per port by default firmware
 settings; E810: 256 VFs per device, shared by its ports), and the usual Linux layout of

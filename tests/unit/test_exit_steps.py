@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sovdeploy.runbook import export, restore, stores
+from sovdeploy.hostside import export, restore
+from sovdeploy.runbook import stores
 
 
 def _step(argv: list[str], file: str = "out/data.bin", expect: list[str] | None = None) -> dict:
@@ -130,7 +131,7 @@ def test_a_ledger_export_is_a_snapshot_that_must_verify_before_it_counts(
     key.write_text(signer.verifier.vkey() + "\n")
     store = stores.DataStore("run-ledger", "orchestrator ledger", "ledger", (), "")
     (step,) = stores.steps(store, {}, inventory="/inv", state=str(state), snap="s")
-    assert step.argv == ("python3", "-m", "sovdeploy.ledger.snapshot", f"{state}/ledger")
+    assert step.argv == ("python3", "-m", "sovdeploy.hostside.snapshot", f"{state}/ledger")
     planned = {**_step([sys.executable, *step.argv[1:]], step.file), "store": step.store}
     result = export.export(planned, tmp_path / "in")
     assert result["ok"], result

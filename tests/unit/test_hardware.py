@@ -16,10 +16,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sovdeploy import catalogue, hostplan, sysfs
+from sovdeploy import catalogue, hostplan
 from sovdeploy.cli import main
 from sovdeploy.discover import drift, suggest
 from sovdeploy.errors import InvalidInventoryError
+from sovdeploy.hostside import sysfs
 from sovdeploy.inventory import load
 from sovdeploy.model import Host
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sovdeploy.ledger import audit, cadf, records
+from sovdeploy.hostside import cadf
+from sovdeploy.ledger import audit, records
 from sovdeploy.ledger.log import open_writer
 from sovdeploy.ledger.note import Signer
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from sovdeploy.ledger import audit, journal, records
+from sovdeploy.hostside import journal
+from sovdeploy.ledger import audit, records
 from sovdeploy.ledger.log import open_writer
 from sovdeploy.ledger.note import Signer
 
@@ -178,7 +179,7 @@ def test_every_entry_lands_once_numbered_per_host_across_restarts(tmp_path, remo
 
 
 def test_http_clients_cannot_write_the_journal_sources():
-    from sovdeploy.ledger import service
+    from sovdeploy.hostside import ledger_service as service
 
     with pytest.raises(service.RecordRefused, match="log host's own"):
         service.check_record({"source": "journal/ctl1", "seq": 0, "kind": "x"}, "journal")
@@ -190,18 +191,18 @@ def test_the_bundle_is_reproducible_and_runs_the_service_alone(tmp_path):
     import sys
     import tarfile
 
-    from sovdeploy.ledger import bundle
+    from sovdeploy import bundle
 
     data = bundle.pack()
     assert data == bundle.pack()
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         names = tar.getnames()
         tar.extractall(tmp_path, filter="data")
-    assert {"MANIFEST", "rfc8785/LICENSE", "sovdeploy/ledger/service.py"} <= set(names)
+    assert {"MANIFEST", "rfc8785/LICENSE", "sovdeploy/hostside/ledger_service.py"} <= set(names)
     # The bundle first on the path; every module of sovdeploy and rfc8785 the service
     # imports must come from it, not from this environment.
     probe = (
-        "import sys; sys.path.insert(0, '.'); import sovdeploy.ledger.service, rfc8785; "
+        "import sys; sys.path.insert(0, '.'); import sovdeploy.hostside.ledger_service, rfc8785; "
         "print('\\n'.join(m.__file__ for n, m in sys.modules.items() "
         "if n.split('.')[0] in ('sovdeploy', 'rfc8785') and getattr(m, '__file__', None)))"
     )

@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sovdeploy.errors import LedgerError
-from sovdeploy.ledger import audit, forward, local, records, service, tiles
+from sovdeploy.hostside import ledger_service as service
+from sovdeploy.ledger import audit, forward, local, records, tiles
 from sovdeploy.ledger.note import Signer
 
 ORIGIN = "sovdeploy.test/service"
@@ -289,7 +290,7 @@ def test_verify_finds_the_cadf_events_of_its_own_requests_on_the_log_host(
 
 
 def test_checkpoints_are_published_with_the_witness_cosignature(pki: Path, tmp_path: Path) -> None:
-    from sovdeploy.ledger import witness
+    from sovdeploy.hostside import witness
     from sovdeploy.ledger.note import COSIGNATURE_V1
 
     w = witness.Witness(

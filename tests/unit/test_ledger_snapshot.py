@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sovdeploy.ledger import audit, bundle, snapshot, tiles
+from sovdeploy import bundle
+from sovdeploy.hostside import snapshot
+from sovdeploy.ledger import audit, tiles
 from sovdeploy.ledger.log import CHECKPOINT_FILE, HISTORY_DIR, Log, open_writer
 from sovdeploy.ledger.note import Signer
 
@@ -154,7 +156,7 @@ def test_the_ledger_bundle_runs_it_with_debians_python(tmp_path: Path) -> None:
     log, root, signer = checkpointed(tmp_path, 5)
     log.close()
     done = subprocess.run(
-        [python, "-m", "sovdeploy.ledger.snapshot", str(root)],
+        [python, "-m", "sovdeploy.hostside.snapshot", str(root)],
         env={"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         check=False,

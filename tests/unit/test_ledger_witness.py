@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sovdeploy.ledger import audit, merkle, tiles, witness
+from sovdeploy.hostside import witness
+from sovdeploy.ledger import audit, merkle, tiles
 from sovdeploy.ledger.checkpoint import SignedCheckpoint
 from sovdeploy.ledger.log import Log
 from sovdeploy.ledger.note import COSIGNATURE_V1, Signer

@@ -1,6 +1,6 @@
 """The runbook document: every store named, unreadable ones said so, same facts, same bytes.
 
-The facts here have the shape the probe writes (``sovdeploy/runbook/probe.py``); the
+The facts here have the shape the probe writes (``sovdeploy/hostside/probe.py``); the
 sandbox integration test renders the runbook from a deployed sandbox's real ones.
 """
 
@@ -136,10 +136,10 @@ def test_every_store_of_the_sandbox_is_named(loaded: inv.LoadedInventory) -> Non
     # The live ledgers are exported as snapshots, checked under their own keys.
     assert (
         "env PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/opt/sovdeploy-ledger/current "
-        "python3 -m sovdeploy.ledger.snapshot "
+        "python3 -m sovdeploy.hostside.snapshot "
         "/var/lib/sovdeploy-ledger/log > ledger/log-host.tar.part"
     ) in md
-    assert "python3 -m sovdeploy.ledger.snapshot /state/ledger > deployer/run-ledger.tar" in md
+    assert "python3 -m sovdeploy.hostside.snapshot /state/ledger > deployer/run-ledger.tar" in md
     assert "--key /state/logging/keys/sbx-log1.vkey" in md
     assert "--key /state/keys/ledger.pub" in md
     # Which release of each component runs where, from the hosts' packages.

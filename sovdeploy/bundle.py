@@ -1,13 +1,15 @@
-"""The ledger service's code, packed on the deployer for the log hosts.
+"""The host-side programs, packed on the deployer for the log hosts.
 
-The log hosts run :mod:`sovdeploy.ledger.service` with Debian's Python and its
-``python3-cryptography`` and ``python3-systemd``. What Debian does not package is packed
-here into one reproducible tar.gz: the ledger modules, the three stdlib-only modules they
-import (``sovdeploy/__init__``, ``errors``, ``state``), and ``rfc8785`` (pure Python, with
-its licence), all taken from the deployer's own installation. Nothing is downloaded, so
-the bundle comes from where sovdeploy itself came from; its SHA-256 is in the ledger.
+The log hosts run :mod:`sovdeploy.hostside.ledger_service` (and the witness) with
+Debian's Python and its ``python3-cryptography`` and ``python3-systemd``. What Debian
+does not package is packed here into one reproducible tar.gz: the modules of
+:mod:`sovdeploy.hostside` and every sovdeploy module they import (the ledger's core and
+the leaf modules below it, found by :func:`sovdeploy.imports.closure`, so nothing of the
+deployer's goes with them), and ``rfc8785`` (pure Python, with its licence), all taken
+from the deployer's own installation. Nothing is downloaded, so the bundle comes from
+where sovdeploy itself came from; its SHA-256 is in the ledger.
 
-Run: ``python -m sovdeploy.ledger.bundle OUT.tar.gz`` (prints the digest).
+Run: ``python -m sovdeploy.bundle OUT.tar.gz`` (prints the digest).
 """
 
 from __future__ import annotations
@@ -24,17 +26,24 @@ from pathlib import Path
 import rfc8785
 
 import sovdeploy
-from sovdeploy.state import atomic_write
+from sovdeploy import imports
+from sovdeploy.fsutil import atomic_write
 
-MODULES = ("__init__.py", "errors.py", "state.py")
+#: The package whose programs run on the hosts.
+HOSTSIDE = "sovdeploy.hostside"
+
+
+def module_names() -> list[str]:
+    """The sovdeploy modules in the bundle: the host-side package and what it imports."""
+    edges = imports.graph()
+    return sorted(imports.closure([m for m in edges if m.startswith(HOSTSIDE)], edges))
 
 
 def _files() -> Iterator[tuple[str, Path]]:
-    package = Path(sovdeploy.__file__).parent
-    for name in MODULES:
-        yield f"sovdeploy/{name}", package / name
-    for path in sorted((package / "ledger").glob("*.py")):
-        yield f"sovdeploy/ledger/{path.name}", path
+    files = imports.modules()
+    root = imports.PACKAGE_DIR.parent
+    for name in module_names():
+        yield files[name].relative_to(root).as_posix(), files[name]
     jcs = Path(rfc8785.__file__).parent
     for path in sorted(p for p in jcs.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         yield f"rfc8785/{path.relative_to(jcs)}", path

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sovdeploy.fsutil import atomic_write
+from sovdeploy.hostside import Exit, run
 from sovdeploy.ledger import merkle, note
 from sovdeploy.ledger.checkpoint import CheckpointError, SignedCheckpoint
-from sovdeploy.state import atomic_write
 
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
 MAX_PROOF_LINES = 63
@@ -258,7 +259,7 @@ def serve(
     return server
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
@@ -281,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.keygen:
         signer = _witness_signer(args.key, args.name, create=True)
         print(signer.verifier.vkey())
-        return
+        return 0
     if not (args.state and args.cert and args.cert_key and args.log_key):
         parser.error("--state, --cert, --cert-key and --log-key are needed to serve")
     signer = _witness_signer(args.key, args.name, create=False)
@@ -298,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         server.serve_forever()
     finally:
         server.server_close()
+    return 0
 
 
 def _witness_signer(path: Path, name: str, *, create: bool) -> note.Signer:
@@ -305,14 +307,14 @@ def _witness_signer(path: Path, name: str, *, create: bool) -> note.Signer:
     if path.exists():
         signer = note.Signer.parse(path.read_text())
         if signer.name != name or signer.sig_type != note.COSIGNATURE_V1:
-            raise SystemExit(f"{path} is not the cosigning key of {name}")
+            raise Exit(f"{path} is not the cosigning key of {name}")
         return signer
     if not create:
-        raise SystemExit(f"{path} does not exist: run with --keygen first")
+        raise Exit(f"{path} does not exist: run with --keygen first")
     signer = note.Signer.generate(name, note.COSIGNATURE_V1)
     atomic_write(path, (signer.skey() + "\n").encode(), 0o600)
     return signer
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -14,7 +14,7 @@ writer's own files (``lock``, ``pending``, ``log.json``) are not the log: left o
 
 Run where the log is (a log host has this code under the ledger bundle's directory)::
 
-    PYTHONPATH=/opt/sovdeploy-ledger/current python3 -m sovdeploy.ledger.snapshot LOG > log.tar
+    PYTHONPATH=/opt/sovdeploy-ledger/current python3 -m sovdeploy.hostside.snapshot LOG > log.tar
 
 It needs only the standard library and the bundle. An auditor checks the unpacked copy
 with ``sovdeploy audit verify DIR --key VKEY``.

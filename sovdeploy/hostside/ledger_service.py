@@ -17,7 +17,7 @@ anyone who reaches it over TLS: an auditor needs no client certificate to read.
 The service's own bookkeeping (each source's next seq, the journal follower's cursors)
 is kept in ``--state`` (default: ``state/`` beside the log), never inside the log.
 
-Run: ``python3 -m sovdeploy.ledger.service --root DIR --origin NAME --key FILE --ca FILE
+Run: ``python3 -m sovdeploy.hostside.ledger_service --root DIR --origin NAME --key FILE --ca FILE
 --cert FILE --cert-key FILE --listen ADDRESS:PORT``.
 """
 
@@ -41,7 +41,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from sovdeploy.errors import LedgerError
-from sovdeploy.ledger import archive, cadf, journal, local, records, witness
+from sovdeploy.hostside import Exit, cadf, journal, run, witness
+from sovdeploy.ledger import archive, local, records
 from sovdeploy.ledger.log import CHECKPOINT_FILE, CHECKPOINT_INTERVAL, HISTORY_DIR, Log, Writer
 from sovdeploy.ledger.note import Signer, Verifier
 from sovdeploy.ledger.worker import Worker
@@ -251,9 +252,9 @@ def running(
 ) -> Iterator[http.server.ThreadingHTTPServer]:
     """Open the log, serve it, and on exit stop serving and sign a final checkpoint.
 
-    With ``journal_dir``, a :class:`~sovdeploy.ledger.journal.Follower` appends what
+    With ``journal_dir``, a :class:`~sovdeploy.hostside.journal.Follower` appends what
     systemd-journal-remote receives; with ``broker``, a
-    :class:`~sovdeploy.ledger.cadf.Consumer` appends the OpenStack audit events. They
+    :class:`~sovdeploy.hostside.cadf.Consumer` appends the OpenStack audit events. They
     are the server's ``workers``. ``state_dir`` (default: ``state`` beside ``root``)
     keeps the service's bookkeeping. Each checkpoint is sent to ``witnesses`` (over
     ``witness_context``) and published with the cosignatures they return. With
@@ -309,7 +310,7 @@ def _move_old_state(root: Path, state_dir: Path) -> None:
         old.rename(new)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sovdeploy-ledger", description=__doc__)
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--origin", required=True)
@@ -353,9 +354,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             signer, _ = local.signer_file(args.key, args.origin, create=True)
         except LedgerError as exc:
-            raise SystemExit(str(exc)) from None
+            raise Exit(str(exc)) from None
         print(signer.verifier.vkey())
-        return
+        return 0
     if not (args.ca and args.cert and args.cert_key):
         parser.error("--ca, --cert and --cert-key are needed to serve")
     host, _, port = args.listen.rpartition(":")
@@ -393,8 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             while not stop.wait(1.0):
                 for worker in server.workers:  # type: ignore[attr-defined]
                     if not worker.alive():
-                        raise SystemExit(f"{type(worker).__name__} stopped: {worker.error!r}")
+                        raise Exit(f"{type(worker).__name__} stopped: {worker.error!r}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from sovdeploy.hostside.journal import catch_up
 from sovdeploy.ledger import records
-from sovdeploy.ledger.journal import catch_up
 from sovdeploy.ledger.log import Writer
 from sovdeploy.ledger.worker import Worker, read_state, write_state
 

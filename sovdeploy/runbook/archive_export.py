@@ -1,4 +1,4 @@
-"""``python -m sovdeploy.runbook.archive``: the WORM archive's objects as one tar stream.
+"""``python -m sovdeploy.runbook.archive_export``: the WORM archive's objects as one tar stream.
 
 The exit drill's export of the ledger's archive, with the auditors' read-only keys
 (``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``). Every current object of the
@@ -38,7 +38,7 @@ def write_tar(s3: Any, bucket: str, out: IO[bytes]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sovdeploy.runbook.archive")
+    parser = argparse.ArgumentParser(prog="python -m sovdeploy.runbook.archive_export")
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--ca-file")
