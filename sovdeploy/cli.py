@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sovdeploy import __version__, catalogue, discover, hostplan, options, phases, policy
+from sovdeploy import __version__, catalogue, options, phases, policy
 from sovdeploy import inventory as inv
 from sovdeploy.errors import (
     EXIT_INTERRUPTED,
@@ -30,6 +30,9 @@ from sovdeploy.errors import (
     UsageError,
 )
 from sovdeploy.findings import Finding, Severity
+from sovdeploy.hardware import facts as discover
+from sovdeploy.hardware import plan as hostplan
+from sovdeploy.hardware import preflight
 from sovdeploy.ledger import archive as ledger_archive
 from sovdeploy.ledger import audit as ledger_audit
 from sovdeploy.ledger import forward as ledger_forward
@@ -107,7 +110,7 @@ def validate(inventory: Path, as_json: bool) -> None:
             click.echo(json.dumps(_findings_json(exc.findings, valid=False), indent=2))
             sys.exit(exc.exit_code)
         raise
-    plans = hostplan.host_plans(loaded)
+    plans = hostplan.host_plans(loaded.deployment, loaded.facts)
     if as_json:
         report = _findings_json(list(loaded.findings), valid=True)
         report["plans"] = {p.host: {"cmdline": p.cmdline, **p.as_vars()} for p in plans}
@@ -256,11 +259,24 @@ def discover_cmd(
 
 def _discover_here(sysfs_root: Path, cat: catalogue.Catalogue, as_json: bool) -> None:
     facts = discover.read(sysfs_root)
+    # The rules that need no inventory: what the preflight would refuse for this host.
+    findings = preflight.host_findings(str(sysfs_root), facts, cat)
     if as_json:
-        click.echo(json.dumps({"facts": facts, "suggested": discover.suggest(facts, cat)}))
-        return
-    render_discovery(str(sysfs_root), facts, cat)
-    out.print(discover.host_vars_text("this host", facts, cat), markup=False)
+        click.echo(
+            json.dumps(
+                {
+                    "facts": facts,
+                    "suggested": discover.suggest(facts, cat),
+                    "findings": [f.as_dict() for f in findings],
+                }
+            )
+        )
+    else:
+        render_discovery(str(sysfs_root), facts, cat)
+        out.print(discover.host_vars_text("this host", facts, cat), markup=False)
+        render_findings(findings, out)
+    if any(f.severity is Severity.ERROR for f in findings):
+        sys.exit(EXIT_INVALID)
 
 
 def _host_findings(inventory: Path, hosts: set[str]) -> list[Finding]:
@@ -567,7 +583,7 @@ def status(inventory: Path, as_json: bool) -> None:
 
 def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, Any] | None:
     """The Kubernetes nodes' readiness through the operator's kubeconfig; None without k8s."""
-    from sovdeploy import kube
+    from sovdeploy.kubernetes import client as kube
 
     d = loaded.deployment
     if not (d.hosts_in("k8s_control") or d.hosts_in("k8s_worker")):
@@ -634,7 +650,8 @@ def verify(target: str, inventory: Path, verbose: int) -> None:
     yet), saying what is missing.
     """
     if target == "kubernetes":
-        from sovdeploy import conformance, mirror
+        from sovdeploy.kubernetes import artifacts as mirror
+        from sovdeploy.kubernetes import conformance
 
         conformance.require_pins(mirror.load())
         with _context(inventory, verbose, "verify-kubernetes") as ctx:
@@ -767,7 +784,7 @@ def mirror_list(inventory: Path, as_json: bool) -> None:
     An operator fills an in-jurisdiction mirror from this list; the roles install
     nothing else.
     """
-    from sovdeploy import mirror as mir
+    from sovdeploy.kubernetes import artifacts as mir
 
     manifest = mir.load()
     mirrors = mir.sources(inv.load(inventory).deployment)
@@ -804,7 +821,7 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
     their suite's Packages index); a missing or wrong one fails the check. `up` runs
     the same check in its preflight when the inventory has Kubernetes hosts.
     """
-    from sovdeploy import mirror as mir
+    from sovdeploy.kubernetes import artifacts as mir
 
     deployment = inv.load(inventory).deployment
     manifest = mir.load()
@@ -829,7 +846,7 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
 
 def check_mirrors(artifacts: list[Any], mirrors: dict[Any, str], console: Console) -> list[Any]:
     """Run the mirror check with a line per artifact and a spinner while one downloads."""
-    from sovdeploy import mirror as mir
+    from sovdeploy.kubernetes import artifacts as mir
 
     with console.status("") as status:
 
@@ -846,6 +863,29 @@ def check_mirrors(artifacts: list[Any], mirrors: dict[Any, str], console: Consol
                 console.print(f"       {escape(r.url)}", style="dim")
 
         return mir.check(artifacts, mirrors, on_result=done, on_start=start)
+
+
+@main.group()
+def extravars() -> None:
+    """What sovdeploy hands a playbook, as JSON for `ansible-playbook -e @FILE` by hand."""
+
+
+@extravars.command("accelerators")
+@options.inventory
+@handle_errors
+def extravars_accelerators(inventory: Path) -> None:
+    """accel_plans, accel_flavors and accel_networks (accelerators, openstack, tenancy)."""
+    loaded = inv.load(inventory)
+    click.echo(json.dumps(hostplan.tenancy_vars(loaded.deployment, loaded.facts), indent=1))
+
+
+@extravars.command("kubernetes")
+@handle_errors
+def extravars_kubernetes() -> None:
+    """kubernetes_artifacts, the pinned manifest by name (kubernetes)."""
+    from sovdeploy.kubernetes import artifacts as mir
+
+    click.echo(json.dumps(mir.role_vars(mir.load()), indent=2, sort_keys=True))
 
 
 @main.group()

@@ -20,11 +20,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sovdeploy import secrets
-from sovdeploy.errors import InvalidInventoryError, UsageError
+from sovdeploy.errors import InvalidInventoryError
 from sovdeploy.findings import Finding, Severity
 from sovdeploy.findings import locate as _locate
 from sovdeploy.findings import position as _position
+from sovdeploy.hardware import facts as hardware_facts
+from sovdeploy.hardware import preflight
 from sovdeploy.model import HOST_KEYS, ROLE_GROUPS, Deployment, Hardware, Host, Settings
+from sovdeploy.policy import RULES
+from sovdeploy.policy import check as policy_check
+from sovdeploy.state import StateDir
 
 PREFIX = "sovdeploy_"
 SETTINGS_KEYS = tuple(PREFIX + name for name in Settings.model_fields)
@@ -46,6 +51,8 @@ class LoadedInventory:
     vault_password_file: Path | None = None
     #: The inventory as ansible-core read it, vault opened (``open_ansible``).
     ansible: _Loaded | None = field(default=None, compare=False, repr=False)
+    #: The sysfs facts ``sovdeploy discover`` saved, by host (none without the preflight).
+    facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
 
 class _LenientLoader(yaml.SafeLoader):
@@ -246,8 +253,6 @@ def open_ansible(inventory: LoadedInventory) -> _Loaded:
         return inventory.ansible
     password = None
     if inventory.vault_password_file is not None:
-        from sovdeploy import secrets
-
         password = secrets.read_password(inventory.vault_password_file)
     return _Loaded(inventory.path, password)
 
@@ -317,8 +322,6 @@ def load(
     """
     from ansible.errors import AnsibleError
 
-    from sovdeploy.policy import check as policy_check
-
     path = Path(path).resolve()
     if not path.exists():
         raise InvalidInventoryError(
@@ -356,13 +359,16 @@ def load(
             )
         )
     deployment = None
+    facts: Mapping[str, Mapping[str, Any]] = {}
     if settings is not None:
         # Check the hosts that did model, so that one bad host hides no other problem.
         deployment = Deployment(settings=settings, hosts=tuple(hosts))
         findings.extend(_structure_findings(deployment, host_raw, settings_raw))
         findings.extend(policy_check(deployment, settings_raw, today=today, host_raw=host_raw))
         if hardware:
-            findings.extend(hardware_findings(path, deployment, host_raw))
+            facts, problems = hardware_facts.saved(StateDir(path), deployment)
+            findings.extend(problems)
+            findings.extend(preflight.findings(deployment, facts, host_raw))
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors or deployment is None or len(hosts) != len(host_raw):
         raise InvalidInventoryError(findings)
@@ -373,51 +379,8 @@ def load(
         digest=digest_files(files, path),
         vault_password_file=password_file,
         ansible=loaded,
+        facts=facts,
     )
-
-
-def discovered(path: Path, deployment: Deployment) -> tuple[dict[str, Any], list[Finding]]:
-    """The sysfs facts ``sovdeploy discover`` saved for the inventory's hosts."""
-    from sovdeploy.discover import load_facts
-    from sovdeploy.state import StateDir
-
-    state = StateDir(path)
-    facts: dict[str, Any] = {}
-    problems: list[Finding] = []
-    for host in deployment.hosts:
-        file = state.discovery(host.name)
-        if not file.exists():
-            continue
-        try:
-            facts[host.name] = load_facts(file)
-        except UsageError as exc:
-            problems.append(
-                Finding(
-                    code="discover.facts",
-                    severity=Severity.WARNING,
-                    message=str(exc),
-                    file=str(file),
-                    hint=f"run `sovdeploy discover -i {path} --host {host.name}` again",
-                )
-            )
-    return facts, problems
-
-
-def hardware_findings(
-    path: Path, deployment: Deployment, host_raw: Mapping[str, Mapping[str, Any]]
-) -> list[Finding]:
-    """Hardware preflight, with the discovered facts where there are some, and their drift."""
-    from sovdeploy import catalogue
-    from sovdeploy.discover import drift
-    from sovdeploy.policy import hardware
-
-    cat = catalogue.for_deployment(deployment)
-    facts, findings = discovered(path, deployment)
-    findings.extend(hardware.check(deployment, cat, facts, host_raw))
-    for host in deployment.hosts:
-        if host.name in facts:
-            findings.extend(drift(host, facts[host.name], cat))
-    return findings
 
 
 _ANSIBLE_POS = re.compile(r"'(?P<file>[^']+)': line (?P<line>\d+)")
@@ -637,8 +600,6 @@ def _unknown_name(  # noqa: PLR0917 - one finding's facts
 def _waiver_rule_findings(
     deployment: Deployment, settings_raw: Mapping[str, Any]
 ) -> Iterator[Finding]:
-    from sovdeploy.policy import RULES
-
     for i, waiver in enumerate(deployment.settings.waivers):
         if waiver.rule not in RULES:
             yield _unknown_name(

@@ -99,7 +99,7 @@ def _check_kubernetes_mirrors(ctx: Context) -> int:
         MirrorError: naming each artifact that is missing or not the pinned one.
 
     """
-    from sovdeploy import mirror
+    from sovdeploy.kubernetes import artifacts as mirror
 
     needed = mirror.needed(mirror.load(), ctx.deployment)
     if not needed:
@@ -425,7 +425,7 @@ def discover_hosts(ctx: Context, hosts: Sequence[str]) -> dict[str, dict[str, An
         AnsibleRunError: when a host cannot be reached or read.
 
     """
-    from sovdeploy import discover
+    from sovdeploy.hardware import facts as discover
     from sovdeploy.hostside import sysfs
 
     incoming = ctx.run.path / "discovery"
@@ -493,9 +493,9 @@ def accel_vars(ctx: Context) -> dict[str, Any]:
     ``accel_plans`` (one plan a host) is read by the host roles and nova; ``accel_flavors``
     are the flavors tenants ask for accelerators through.
     """
-    from sovdeploy import hostplan
+    from sovdeploy.hardware import plan
 
-    return hostplan.tenancy_vars(ctx.inventory)
+    return plan.tenancy_vars(ctx.deployment, ctx.inventory.facts)
 
 
 def _accelerators(ctx: Context) -> str:
@@ -635,18 +635,20 @@ def _tenancy_plan(ctx: Context) -> str:
 
 
 def _kubernetes_artifacts(ctx: Context) -> list[Any]:
-    from sovdeploy import mirror
+    from sovdeploy.kubernetes import artifacts as mirror
 
     return mirror.needed(mirror.load(), ctx.deployment)
 
 
 def kubernetes_vars(ctx: Context) -> dict[str, Any]:
     """The artifact manifest and what the hardware says, as the kubernetes role reads them."""
-    from sovdeploy import catalogue, hostplan, mirror
+    from sovdeploy import catalogue
+    from sovdeploy.kubernetes import artifacts as mirror
+    from sovdeploy.kubernetes import nodes
 
     return {
         **mirror.role_vars(mirror.load()),
-        **hostplan.kubernetes_vars(ctx.deployment, catalogue.for_deployment(ctx.deployment)),
+        **nodes.kubernetes_vars(ctx.deployment, catalogue.for_deployment(ctx.deployment)),
         "kubernetes_kubeconfig": str(kubeconfig_path(ctx)),
     }
 
@@ -672,7 +674,7 @@ def _kubernetes(ctx: Context) -> str:
 
 
 def _kubernetes_plan(ctx: Context) -> str:
-    from sovdeploy import mirror
+    from sovdeploy.kubernetes import artifacts as mirror
 
     needed = _kubernetes_artifacts(ctx)
     if not needed:

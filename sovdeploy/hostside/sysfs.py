@@ -195,8 +195,9 @@ def read(root: Path | str = "/sys") -> dict[str, Any]:
 
     """
     root = Path(root)
-    if not (root / "bus/pci/devices").is_dir() or not (root / "devices/system/cpu").is_dir():
-        raise FileNotFoundError(f"{root} is not a sysfs tree (no bus/pci/devices)")
+    missing = [d for d in ("bus/pci/devices", "devices/system/cpu") if not (root / d).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{root} is not a sysfs tree (no {' and no '.join(missing)})")
     return {
         "format": FORMAT,
         "root": str(root),

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from sovdeploy import __version__, mirror
+from sovdeploy import __version__
+from sovdeploy.kubernetes import artifacts as mirror
 from sovdeploy.model import Deployment, SourceKind
 
 #: Debian 13's code name, for the package URLs' distro qualifier.

@@ -28,7 +28,7 @@ from click.testing import CliRunner
 
 from sovdeploy import cli
 from sovdeploy import inventory as inv
-from sovdeploy import mirror as mir
+from sovdeploy.kubernetes import artifacts as mir
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBS = ("containerd", "runc")

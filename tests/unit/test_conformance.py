@@ -17,9 +17,11 @@ import yaml
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from sovdeploy import cli, conformance, mirror
+from sovdeploy import cli
 from sovdeploy import inventory as inv
 from sovdeploy.errors import UsageError
+from sovdeploy.kubernetes import artifacts as mirror
+from sovdeploy.kubernetes import conformance
 from sovdeploy.model import Kubernetes
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example-eu"

@@ -64,10 +64,11 @@ def test_mysql_url() -> None:
 def _example_plans() -> dict[str, Any]:
     from pathlib import Path
 
-    from sovdeploy import hostplan
+    from sovdeploy.hardware import plan as hostplan
     from sovdeploy.inventory import load
 
-    return hostplan.plans(load(Path(__file__).resolve().parents[2] / "inventories/example-eu"))
+    loaded = load(Path(__file__).resolve().parents[2] / "inventories/example-eu")
+    return hostplan.plans(loaded.deployment, loaded.facts)
 
 
 def test_every_nova_host_gets_the_deployments_aliases_once() -> None:
@@ -176,7 +177,7 @@ def test_ovn_runs_the_userspace_datapath_on_dpdk_hosts_and_hosts_sriov_ports() -
 
 
 def test_apt_pins_name_each_deb_at_its_manifest_version() -> None:
-    from sovdeploy import mirror
+    from sovdeploy.kubernetes import artifacts as mirror
 
     artifacts = mirror.role_vars(mirror.load())["kubernetes_artifacts"]
     pins = _render("{{ ['containerd', 'runc'] | apt_pins(a) }}", a=artifacts)
@@ -191,7 +192,7 @@ def test_apt_pins_name_each_deb_at_its_manifest_version() -> None:
 
 
 def test_pinned_image_is_named_by_the_deployments_registry_and_digest() -> None:
-    from sovdeploy import mirror
+    from sovdeploy.kubernetes import artifacts as mirror
 
     artifacts = mirror.role_vars(mirror.load())["kubernetes_artifacts"]
     image = _render("{{ 'pause' | pinned_image(a, 'registry.example/') }}", a=artifacts)
@@ -201,7 +202,7 @@ def test_pinned_image_is_named_by_the_deployments_registry_and_digest() -> None:
 
 
 def test_debs_for_names_the_manifests_debs_of_each_kind_of_host() -> None:
-    from sovdeploy import mirror
+    from sovdeploy.kubernetes import artifacts as mirror
 
     artifacts = mirror.role_vars(mirror.load())["kubernetes_artifacts"]
     every = _render("{{ a | debs_for('k8s') }}", a=artifacts)

@@ -16,15 +16,24 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sovdeploy import catalogue, hostplan
+from sovdeploy import catalogue
 from sovdeploy.cli import main
-from sovdeploy.discover import drift, suggest
 from sovdeploy.errors import InvalidInventoryError
+from sovdeploy.hardware import plan as hostplan
+from sovdeploy.hardware.facts import drift, suggest
 from sovdeploy.hostside import sysfs
 from sovdeploy.inventory import load
 from sovdeploy.model import Host
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tenancy(inventory):
+    """The plans, flavors and networks, from the model and saved facts as the phases pass them."""
+    loaded = load(inventory)
+    return hostplan.tenancy_vars(loaded.deployment, loaded.facts)
+
+
 TREES = ROOT / "tests" / "sysfs"
 ACCEL = ROOT / "tests" / "inventories" / "accel"
 
@@ -222,7 +231,7 @@ def test_flavors_follow_the_compute_hosts_hardware(accel):
     data = yaml.safe_load(settings.read_text())
     data["sovdeploy_flavor_size"] = {"vcpus": 4, "ram_mb": 16384, "disk_gb": 40}
     settings.write_text(yaml.safe_dump(data))
-    flavors = {f["name"]: f for f in hostplan.tenancy_vars(load(accel))["accel_flavors"]}
+    flavors = {f["name"]: f for f in _tenancy(accel)["accel_flavors"]}
     assert list(flavors) == [
         "gpu.h100-sxm5-80gb.x1",
         "gpu.h100-sxm5-80gb.x2",
@@ -241,7 +250,7 @@ def test_flavors_follow_the_compute_hosts_hardware(accel):
         "gpu1",
         {"gpus": [{"pci_id": "10de:26b9", "count": 2, "mode": "vgpu", "profile": "L40S-12C"}]},
     )
-    flavors = {f["name"]: f for f in hostplan.tenancy_vars(load(accel))["accel_flavors"]}
+    flavors = {f["name"]: f for f in _tenancy(accel)["accel_flavors"]}
     assert flavors["vgpu.L40S-12C"]["extra_specs"] == {"resources:CUSTOM_VGPU_L40S_12C": "1"}
     assert not [n for n in flavors if n.startswith("gpu.")]
 
@@ -384,6 +393,35 @@ def test_refuses_passthrough_with_the_iommu_off(accel):
     assert "VT-d" in text
 
 
+def test_discover_without_an_inventory_names_what_the_preflight_refuses():
+    """The rules that need no inventory are the preflight's own, on this path too."""
+    shared = CliRunner().invoke(
+        main, ["discover", "--sysfs-root", str(TREES / "gpu-h100-shared-group")]
+    )
+    assert shared.exit_code == 2, shared.output
+    assert "[hardware.iommu_group]" in shared.output
+    assert "GPU 0000:2a:00.0 (10de:2330) shares IOMMU group 21 with 0000:2a:00.1" in shared.output
+    off = CliRunner().invoke(main, ["discover", "--sysfs-root", str(TREES / "iommu-off")])
+    assert off.exit_code == 2, off.output
+    assert "[hardware.iommu_off]" in off.output
+    as_json = CliRunner().invoke(
+        main, ["discover", "--json", "--sysfs-root", str(TREES / "gpu-h100-shared-group")]
+    )
+    found = json.loads(as_json.output)["findings"]
+    # One: the GPU at 0000:18:00.0 shares its group only with a bridge, which is accepted.
+    assert [(f["code"], f["value"]) for f in found] == [("hardware.iommu_group", "0000:2a:00.1")]
+
+
+def test_discover_names_the_part_of_sysfs_a_tree_lacks(tmp_path):
+    copy = tmp_path / "sys"
+    shutil.copytree(TREES / "gpu-h100", copy, symlinks=True)
+    shutil.rmtree(copy / "devices/system/cpu")
+    result = CliRunner().invoke(main, ["discover", "--sysfs-root", str(copy)])
+    assert result.exit_code == 2, result.output
+    assert "no devices/system/cpu" in result.output
+    assert "bus/pci/devices" not in result.output
+
+
 def test_refuses_more_vfs_than_the_port_offers(accel):
     _set(accel, "gpu1", {"nics": [{"name": "ens1f0np0", "pci_id": "15b3:101d", "sriov_vfs": 200}]})
     text = _refusal(accel, "hardware.vf_count")  # from the catalogue, before discovery
@@ -501,7 +539,7 @@ def test_the_inventory_adds_a_model_the_catalogue_lacks(accel):
     }
     settings.write_text(yaml.safe_dump(data))
     loaded = load(accel)
-    plan = hostplan.plans(loaded)["gpu1"]
+    plan = hostplan.plans(loaded.deployment, loaded.facts)["gpu1"]
     assert "vfio-pci.ids=10de:ffff" in plan["kernel_args"]
     assert plan["blacklist"] == ["nouveau", "nvidia"]
     assert plan["nova"]["pci"]["alias"] == [
@@ -551,7 +589,7 @@ def test_an_sriov_network_goes_to_the_tenancy_phase(accel):
         accel,
         {"sriov-a": {"physnet": "physnet-sriov", "vlan": 101, "cidr": "10.99.0.0/24"}},
     )
-    (network,) = hostplan.tenancy_vars(load(accel))["accel_networks"]
+    (network,) = _tenancy(accel)["accel_networks"]
     assert network == {
         "name": "sriov-a",
         "physnet": "physnet-sriov",

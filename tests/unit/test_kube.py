@@ -24,7 +24,8 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from sovdeploy import cli, kube, phases
+from sovdeploy import cli, phases
+from sovdeploy.kubernetes import client as kube
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sovdeploy import catalogue, hostplan, secrets
+from sovdeploy import catalogue, secrets
 from sovdeploy import inventory as inv
+from sovdeploy.kubernetes import nodes
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example-eu"
 
 
 def _vars() -> dict[str, object]:
     loaded = inv.load(EXAMPLE)
-    return hostplan.kubernetes_vars(loaded.deployment, catalogue.for_deployment(loaded.deployment))
+    return nodes.kubernetes_vars(loaded.deployment, catalogue.for_deployment(loaded.deployment))
 
 
 def test_a_gpu_worker_is_labelled_and_tainted_from_its_declared_gpus() -> None:
@@ -42,7 +43,7 @@ def test_a_worker_without_accelerators_gets_no_labels_or_taints() -> None:
         update={"hardware": loaded.deployment.hosts_in("k8s_control")[0].hardware}
     )
     cat = catalogue.for_deployment(loaded.deployment)
-    assert hostplan.kubernetes_node(plain, cat) == {"labels": {}, "taints": []}
+    assert nodes.kubernetes_node(plain, cat) == {"labels": {}, "taints": []}
 
 
 def test_bootstrap_tokens_have_kubeadms_format_and_differ() -> None:

@@ -24,8 +24,10 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
-from sovdeploy import catalogue, hostplan, mirror, render, secrets
+from sovdeploy import catalogue, render, secrets
 from sovdeploy import inventory as inv
+from sovdeploy.kubernetes import artifacts as mirror
+from sovdeploy.kubernetes import nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "tests" / "schemas" / "kubernetes-v1.34"
@@ -100,7 +102,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Any]]:
         EXAMPLE,
         ROOT / "playbooks" / "kubernetes.yml",
         out,
-        {**mirror.role_vars(mirror.load()), **hostplan.kubernetes_vars(loaded.deployment, cat)},
+        {**mirror.role_vars(mirror.load()), **nodes.kubernetes_vars(loaded.deployment, cat)},
     )
     files = {}
     values: dict[str, str] = {}

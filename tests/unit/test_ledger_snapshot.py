@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -112,8 +113,12 @@ def test_snapshots_taken_while_the_log_grows_each_verify(tmp_path: Path) -> None
         thread = threading.Thread(target=grow)
         thread.start()
         try:
-            sizes = []
-            while len(sizes) < 25:
+            sizes: list[int] = []
+            # At least 25, and on until the log has crossed a tile boundary, however slow
+            # the machine's writer is; bounded, so a writer that stalls fails the test.
+            deadline = time.monotonic() + 300
+            while len(sizes) < 25 or sizes[-1] <= tiles.TILE_WIDTH:
+                assert time.monotonic() < deadline, f"the log grew only to {sizes[-1:]}"
                 if not (root / CHECKPOINT_FILE).exists():
                     continue
                 copy = tmp_path / f"copy{len(sizes)}"

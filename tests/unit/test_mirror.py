@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from sovdeploy import inventory as inv
-from sovdeploy import mirror as mir
 from sovdeploy.cli import main
+from sovdeploy.kubernetes import artifacts as mir
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example-eu"

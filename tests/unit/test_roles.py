@@ -50,7 +50,8 @@ def test_role_has_a_molecule_scenario_with_verify(role):
 
 
 def test_accel_host_takes_the_plan_hostplan_writes():
-    from sovdeploy import catalogue, hostplan
+    from sovdeploy import catalogue
+    from sovdeploy.hardware import plan as hostplan
     from sovdeploy.inventory import load
 
     specs = yaml.safe_load((ROOT / "roles/accel_host/meta/argument_specs.yml").read_text())

@@ -214,7 +214,7 @@ def test_the_log_is_archived_worm_and_verifies_from_the_archive(ctl, address, ca
 
 @pytest.fixture(scope="module")
 def accel():
-    """prepare's derivation (`python -m sovdeploy.hostplan` on the scenario inventory with
+    """prepare's derivation (`sovdeploy extravars accelerators` on the scenario inventory with
     the compute host's stand-in GPU): the plans, the flavors, and the alias."""
     path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "accel.json"
     derived = json.loads(path.read_text())

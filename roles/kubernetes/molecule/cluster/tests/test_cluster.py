@@ -107,7 +107,8 @@ def test_api_requests_reach_the_journal_as_audit_events():
 def test_the_cluster_passes_the_conformance_suite():
     # Every [Conformance] test, with hydrophone and the images from the mirror by digest,
     # through the kubeconfig the role wrote on the deployer: `sovdeploy verify kubernetes`.
-    from sovdeploy import conformance, mirror
+    from sovdeploy.kubernetes import artifacts as mirror
+    from sovdeploy.kubernetes import conformance
 
     manifest = mirror.load()
     missing = conformance.unpinned(manifest)

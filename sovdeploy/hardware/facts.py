@@ -20,10 +20,10 @@ from sovdeploy.catalogue import Catalogue
 from sovdeploy.errors import UsageError
 from sovdeploy.findings import Finding, Severity
 from sovdeploy.fsutil import atomic_write
-from sovdeploy.hostplan import Topology
+from sovdeploy.hardware.plan import Topology
 from sovdeploy.hostside.sysfs import FORMAT
 from sovdeploy.hostside.sysfs import read as read_sysfs
-from sovdeploy.model import Host
+from sovdeploy.model import Deployment, Host
 from sovdeploy.state import StateDir
 
 #: PCI classes of accelerators: VGA, 3D controller, processing accelerator.
@@ -45,6 +45,37 @@ def load_facts(path: Path) -> dict[str, Any]:
     if not isinstance(facts, dict) or facts.get("format") != FORMAT:
         raise UsageError(f"{path} holds no sysfs facts of format {FORMAT}: run discover again")
     return facts
+
+
+def saved(
+    state: StateDir, deployment: Deployment
+) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
+    """The facts ``sovdeploy discover`` saved for the deployment's hosts, by host.
+
+    A saved file that cannot be read is a warning naming it, not an error: the host
+    is then preflighted on its declaration alone.
+    """
+    facts: dict[str, dict[str, Any]] = {}
+    problems: list[Finding] = []
+    for host in deployment.hosts:
+        file = state.discovery(host.name)
+        if not file.exists():
+            continue
+        try:
+            facts[host.name] = load_facts(file)
+        except UsageError as exc:
+            problems.append(
+                Finding(
+                    code="discover.facts",
+                    severity=Severity.WARNING,
+                    message=str(exc),
+                    file=str(file),
+                    hint=(
+                        f"run `sovdeploy discover -i {state.root.parent} --host {host.name}` again"
+                    ),
+                )
+            )
+    return facts, problems
 
 
 def read(root: Path) -> dict[str, Any]:

@@ -2,17 +2,29 @@
 
 Rules that need the host's real hardware (IOMMU state and groups, VF limits of the
 actual ports) run when ``sovdeploy discover`` has read the host; the others run on
-the declaration alone.
+the declaration alone. The rules that need no declaration at all (:func:`facts_problems`:
+IOMMU off, a GPU sharing its IOMMU group, SR-IOV switched off) are the same ones that
+``sovdeploy discover`` reports for a host read without an inventory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from sovdeploy import catalogue as catalogue_mod
 from sovdeploy.catalogue import Catalogue
 from sovdeploy.findings import Finding, locate
-from sovdeploy.hostplan import Topology, cpu_sets, hugepage_bytes, nic_node, pmd_nodes, topology
+from sovdeploy.hardware.facts import ACCELERATOR_CLASSES, drift
+from sovdeploy.hardware.plan import (
+    Topology,
+    cpu_sets,
+    hugepage_bytes,
+    nic_node,
+    pmd_nodes,
+    topology,
+)
 from sovdeploy.hostside.sysfs import format_cpulist, parse_cpulist
 from sovdeploy.model import Deployment, GpuMode, Host
 
@@ -23,6 +35,7 @@ RULES: dict[str, str] = {
     "hardware.iommu_off": "the IOMMU is on where devices are passed through or VFs made",
     "hardware.iommu_group": "a passed-through GPU shares its IOMMU group with no other device",
     "hardware.vf_count": "no port is asked for more VFs than it offers",
+    "hardware.sriov_off": "a port whose model has SR-IOV offers VFs (it is on in the firmware)",
     "hardware.hugepages": "hugepages leave the host memory to run on",
     "hardware.cpu_overlap": "PMD, host-reserved and guest CPUs do not overlap",
     "hardware.cpu_unknown": "explicit CPU lists name CPUs the host has",
@@ -162,6 +175,8 @@ class _Checker:
                     + (
                         ", or raise the VF count in the NIC's firmware"
                         if limit
+                        else "; SR-IOV is off in its firmware: enable it there"
+                        if model is not None and model.max_vfs
                         else "; this port has no SR-IOV: use another port"
                     ),
                     nic.sriov_vfs,
@@ -256,45 +271,136 @@ class _Checker:
 
     def iommu(self) -> Iterator[Finding]:
         assert self.facts is not None
-        iommu = self.facts["iommu"]
         hw = self.host.hardware
-        if not iommu["enabled"]:
-            yield self.finding(
+        passthrough = [
+            (i, g.pci_id) for i, g in enumerate(hw.gpus) if g.mode is GpuMode.PASSTHROUGH
+        ]
+        # Every accelerated host needs the IOMMU; the VF counts are vfs()'s to check.
+        for problem in facts_problems(
+            self.facts,
+            self.catalogue,
+            passthrough={pci_id for _, pci_id in passthrough},
+            vf_ports=set(),
+            needs_iommu=True,
+        ):
+            path: list[str | int] = []
+            if problem.pci_id is not None:
+                path = ["gpus", next(i for i, pci_id in passthrough if pci_id == problem.pci_id)]
+            yield self.finding(problem.code, path, problem.message, problem.hint, problem.value)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a rule over sysfs facts alone found; the caller says where it is declared."""
+
+    code: str
+    message: str
+    hint: str
+    #: The declared GPU it concerns (by PCI ID), or the port (by name), if any.
+    pci_id: str | None = None
+    port: str | None = None
+    value: str | None = None
+
+
+def facts_problems(
+    facts: Mapping[str, Any],
+    catalogue: Catalogue,
+    passthrough: set[str] | None = None,
+    vf_ports: set[str] | None = None,
+    needs_iommu: bool | None = None,
+) -> Iterator[Problem]:
+    """The rules that need only a host's sysfs facts.
+
+    ``passthrough`` are the PCI IDs of the GPUs to pass through and ``vf_ports`` the
+    ports to make VFs on, as the inventory declares them; ``None`` (no inventory) takes
+    every accelerator the host has, and every port whose model has SR-IOV.
+    ``needs_iommu``: whether an IOMMU that is off is a problem; by default, when there
+    is a GPU to pass through or a port to make VFs on.
+    """
+    devices = {d["address"]: d for d in facts["pci"]}
+    gpus = [d for d in facts["pci"] if d["class"] in ACCELERATOR_CLASSES]
+    passed = {d["id"] for d in gpus} if passthrough is None else passthrough
+    ports = {name: d for d in facts["pci"] for name in d["net"]}
+    if vf_ports is None:
+        vf_ports = {
+            name
+            for name, d in ports.items()
+            if int(d.get("sriov_totalvfs", 0)) or _has_vfs(catalogue, d["id"])
+        }
+    if needs_iommu is None:
+        needs_iommu = bool(passed & {d["id"] for d in gpus} or vf_ports & set(ports))
+    iommu = facts["iommu"]
+    if not iommu["enabled"]:
+        if needs_iommu:
+            yield Problem(
                 "hardware.iommu_off",
-                [],
                 "the IOMMU is off (no IOMMU groups in sysfs), so no device can be passed "
                 "through and no VF assigned",
                 "enable VT-d (Intel) or AMD-Vi/IOMMU in the firmware; sovdeploy sets "
                 "intel_iommu=on/amd_iommu=on on the kernel command line",
             )
-            return
-        passed = {g.pci_id for g in hw.gpus if g.mode is GpuMode.PASSTHROUGH}
-        devices = {d["address"]: d for d in self.facts["pci"]}
-        for i, gpu in enumerate(hw.gpus):
-            if gpu.mode is not GpuMode.PASSTHROUGH:
-                continue
-            for dev in (d for d in self.facts["pci"] if d["id"] == gpu.pci_id):
-                group = dev["iommu_group"]
-                members = iommu["groups"].get(str(group), [])
-                others = [
-                    devices[a]
-                    for a in members
-                    if a != dev["address"]
-                    and a in devices
-                    and devices[a]["class"] not in _BRIDGE_CLASSES
-                    and devices[a]["id"] not in passed
-                ]
-                for other in others:
-                    yield self.finding(
-                        "hardware.iommu_group",
-                        ["gpus", i],
-                        f"GPU {dev['address']} ({gpu.pci_id}) shares IOMMU group {group} with "
-                        f"{other['address']} ({other['id']}, driver "
-                        f"{other['driver'] or 'none'}), which is not passed through",
-                        "move the GPU to a slot behind its own root port, enable ACS in the "
-                        "firmware, or pass the other device through as well",
-                        other["address"],
-                    )
+        return
+    for dev in (d for d in gpus if d["id"] in passed):
+        group = dev["iommu_group"]
+        members = iommu["groups"].get(str(group), [])
+        for other in (
+            devices[a]
+            for a in members
+            if a != dev["address"]
+            and a in devices
+            and devices[a]["class"] not in _BRIDGE_CLASSES
+            and devices[a]["id"] not in passed
+        ):
+            yield Problem(
+                "hardware.iommu_group",
+                f"GPU {dev['address']} ({dev['id']}) shares IOMMU group {group} with "
+                f"{other['address']} ({other['id']}, driver "
+                f"{other['driver'] or 'none'}), which is not passed through",
+                "move the GPU to a slot behind its own root port, enable ACS in the "
+                "firmware, or pass the other device through as well",
+                pci_id=dev["id"],
+                value=other["address"],
+            )
+    for name in sorted(vf_ports & set(ports)):
+        port = ports[name]
+        if not int(port.get("sriov_totalvfs", 0)) and _has_vfs(catalogue, port["id"]):
+            model = catalogue.nic(port["id"])
+            yield Problem(
+                "hardware.sriov_off",
+                f"port {name} ({port['id']}, {model.name if model else 'unknown model'}) "
+                "offers no VFs although its model has SR-IOV",
+                "enable SR-IOV (and the VF count) in the NIC's firmware or the server's "
+                "BIOS, then run `sovdeploy discover` again",
+                port=name,
+                value=name,
+            )
+
+
+def _has_vfs(catalogue: Catalogue, pci_id: str) -> bool:
+    model = catalogue.nic(pci_id)
+    return model is not None and model.max_vfs > 0
+
+
+def host_findings(where: str, facts: Mapping[str, Any], catalogue: Catalogue) -> list[Finding]:
+    """:func:`facts_problems` for a host read without an inventory, as findings."""
+    return [
+        Finding(code=p.code, message=p.message, file=where, hint=p.hint, value=p.value)
+        for p in facts_problems(facts, catalogue)
+    ]
+
+
+def findings(
+    deployment: Deployment,
+    facts: Mapping[str, Mapping[str, Any]],
+    host_raw: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Finding]:
+    """Hardware preflight, with the discovered ``facts`` where there are some, and their drift."""
+    cat = catalogue_mod.for_deployment(deployment)
+    found = check(deployment, cat, facts, host_raw)
+    for host in deployment.hosts:
+        if host.name in facts:
+            found.extend(drift(host, facts[host.name], cat))
+    return found
 
 
 def check(

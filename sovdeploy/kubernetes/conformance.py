@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sovdeploy import __version__, mirror
+from sovdeploy import __version__
 from sovdeploy.errors import SovdeployError, UsageError
+from sovdeploy.kubernetes import artifacts as mirror
 
 if TYPE_CHECKING:
     from sovdeploy.phases import Context

@@ -10,14 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sovdeploy import catalogue as catalogue_mod
 from sovdeploy.catalogue import Catalogue, GpuModel
 from sovdeploy.hostside.sysfs import format_cpulist, parse_cpulist
 from sovdeploy.model import Cpu, Deployment, FlavorSize, GpuMode, Host
-
-if TYPE_CHECKING:
-    from sovdeploy.inventory import LoadedInventory
 
 #: Loaded early (initramfs) on hosts that pass devices through. vfio_virqfd is part of vfio
 #: since Linux 6.2, so Debian 13's kernel has no module of that name.
@@ -473,54 +471,38 @@ def hugepage_bytes(size: str, count: int) -> int:
     return _HUGEPAGE_BYTES[size] * count
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print an inventory's ``accel_plans`` and ``accel_flavors``, for ``ansible-playbook -e @``."""
-    import argparse
-    import json
-    from pathlib import Path
-
-    from sovdeploy import inventory
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("-i", "--inventory", type=Path, required=True)
-    args = parser.parse_args(argv)
-    loaded = inventory.load(args.inventory)
-    print(json.dumps(tenancy_vars(loaded), indent=1))
-    return 0
-
-
-def host_plans(loaded: LoadedInventory, cat: Catalogue | None = None) -> list[HostPlan]:
-    """Every accelerated host's plan, with discovered facts where saved.
+def host_plans(
+    deployment: Deployment,
+    facts: Mapping[str, Mapping[str, Any]],
+    cat: Catalogue | None = None,
+) -> list[HostPlan]:
+    """Every accelerated host's plan, with its discovered ``facts`` (by host) where saved.
 
     ``cat`` is the deployment's catalogue, where the caller has it already.
     """
-    from sovdeploy import catalogue as catalogue_mod
-    from sovdeploy.inventory import discovered
-
-    facts, _ = discovered(loaded.path, loaded.deployment)
-    cat = cat or catalogue_mod.for_deployment(loaded.deployment)
-    return [
-        plan(h, cat, facts.get(h.name)) for h in loaded.deployment.hosts if h.hardware.accelerated
-    ]
+    cat = cat or catalogue_mod.for_deployment(deployment)
+    return [plan(h, cat, facts.get(h.name)) for h in deployment.hosts if h.hardware.accelerated]
 
 
-def plans(loaded: LoadedInventory, cat: Catalogue | None = None) -> dict[str, dict[str, Any]]:
+def plans(
+    deployment: Deployment,
+    facts: Mapping[str, Mapping[str, Any]],
+    cat: Catalogue | None = None,
+) -> dict[str, dict[str, Any]]:
     """Every accelerated host's plan as the accel_host role's variables."""
-    return {p.host: p.as_vars() for p in host_plans(loaded, cat)}
+    return {p.host: p.as_vars() for p in host_plans(deployment, facts, cat)}
 
 
-def tenancy_vars(loaded: LoadedInventory) -> dict[str, Any]:
+def tenancy_vars(deployment: Deployment, facts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The plans, the accelerator flavors and the SR-IOV networks of a deployment.
 
     All three are derived from one merged catalogue.
     """
-    from sovdeploy import catalogue as catalogue_mod
-
-    cat = catalogue_mod.for_deployment(loaded.deployment)
+    cat = catalogue_mod.for_deployment(deployment)
     return {
-        "accel_plans": plans(loaded, cat),
-        "accel_flavors": flavors(loaded.deployment, cat),
-        "accel_networks": networks(loaded.deployment),
+        "accel_plans": plans(deployment, facts, cat),
+        "accel_flavors": flavors(deployment, cat),
+        "accel_networks": networks(deployment),
     }
 
 
@@ -539,77 +521,3 @@ def networks(deployment: Deployment) -> list[dict[str, Any]]:
         }
         for name, net in sorted(deployment.settings.sriov_networks.items())
     ]
-
-
-# -- Kubernetes nodes ------------------------------------------------------------------
-
-#: The label prefix of what sovdeploy derives from declared hardware, and of the SR-IOV
-#: device plugin's resource names.
-LABEL_PREFIX = "sovdeploy.io"
-
-
-def _sriov_label(physnet: str) -> str:
-    """The label of a worker with VFs on ``physnet``; the SR-IOV add-ons select it."""
-    return f"{LABEL_PREFIX}/sriov-{physnet}"
-
-
-def kubernetes_node(host: Host, cat: Catalogue) -> dict[str, Any]:
-    """Labels and taints of a Kubernetes worker, from its declared GPUs and SR-IOV NICs.
-
-    A GPU worker is tainted ``<vendor>.com/gpu=present:NoSchedule``, so that only pods that
-    tolerate it (those asking for GPUs) land there. Labels stay outside the kubernetes.io
-    and k8s.io domains, which a kubelet may not set on its own node.
-    """
-    labels: dict[str, str] = {}
-    taints: list[dict[str, str]] = []
-    for gpu in host.hardware.gpus:
-        model = cat.gpu(gpu.pci_id)
-        if model is None:
-            continue
-        labels[f"{LABEL_PREFIX}/gpu"] = alias_name(model)
-        labels[f"{LABEL_PREFIX}/gpu-count"] = str(gpu.count)
-        if model.vendor in {"nvidia", "amd"}:
-            key = f"{model.vendor}.com/gpu"
-            labels[f"{key}.present"] = "true"
-            taint = {"key": key, "value": "present", "effect": "NoSchedule"}
-            if taint not in taints:
-                taints.append(taint)
-    for physnet in sorted({n.physnet for n in host.hardware.nics if n.sriov_vfs and n.physnet}):
-        labels[_sriov_label(physnet)] = "true"
-    return {"labels": dict(sorted(labels.items())), "taints": taints}
-
-
-def sriov_pools(hosts: Iterable[Host]) -> list[dict[str, Any]]:
-    """One SR-IOV device plugin resource a physnet: the PFs that carry its VFs.
-
-    The resource is ``sovdeploy.io/sriov_<physnet>``; a pod asks for it, and Multus
-    attaches the VF through the physnet's NetworkAttachmentDefinition. ``label`` is the
-    node label of the workers that have the pool, which the add-ons are scheduled by.
-    """
-    pfs: dict[str, set[str]] = {}
-    for host in hosts:
-        for nic in host.hardware.nics:
-            if nic.sriov_vfs and nic.physnet:
-                pfs.setdefault(nic.physnet, set()).add(nic.name)
-    return [
-        {
-            "physnet": physnet,
-            "label": _sriov_label(physnet),
-            "resource": "sriov_" + re.sub(r"[^A-Za-z0-9_]", "_", physnet),
-            "pf_names": sorted(names),
-        }
-        for physnet, names in sorted(pfs.items())
-    ]
-
-
-def kubernetes_vars(deployment: Deployment, cat: Catalogue) -> dict[str, Any]:
-    """What the kubernetes role derives from hardware: node labels, taints, SR-IOV pools."""
-    workers = deployment.hosts_in("k8s_worker")
-    return {
-        "kubernetes_nodes": {h.name: kubernetes_node(h, cat) for h in workers},
-        "kubernetes_sriov_pools": sriov_pools(workers),
-    }
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -397,8 +397,3 @@ def fetch(artifact: Artifact, mirrors: dict[ArtifactKind, str], dest: Path) -> P
 
 def _size(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} bytes"
-
-
-if __name__ == "__main__":
-    # The role's variables, for a playbook run by hand (-e @FILE).
-    print(json.dumps(role_vars(load()), indent=2, sort_keys=True))
