@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import getpass
 import json
-import socket
 import ssl
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -18,14 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sovdeploy import __version__, catalogue, options, phases, policy
+from sovdeploy import __version__, catalogue, options, phases, policy, session, views
 from sovdeploy import inventory as inv
 from sovdeploy.errors import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     InterruptedRunError,
     InvalidInventoryError,
-    LedgerError,
     SovdeployError,
     UsageError,
 )
@@ -35,32 +31,19 @@ from sovdeploy.hardware import plan as hostplan
 from sovdeploy.hardware import preflight
 from sovdeploy.ledger import archive as ledger_archive
 from sovdeploy.ledger import audit as ledger_audit
-from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.ledger import local as ledger_local
 from sovdeploy.ledger import note as ledger_note
-from sovdeploy.progress import Progress
+from sovdeploy.runbook import drill
+from sovdeploy.runbook.write import write_runbook
 from sovdeploy.state import StateDir
+from sovdeploy.steps import playbooks
+from sovdeploy.steps.credentials import apt_mirror
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def render_findings(findings: list[Finding], console: Console) -> None:
-    styles = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
-    for f in findings:
-        label = "waived" if f.severity is Severity.INFO else f.severity.value
-        console.print(
-            f"[{styles[f.severity]}]{label}[/] {escape(f'[{f.code}]')} {escape(f.location)}"
-        )
-        console.print(f"    {f.message}", markup=False)
-        if f.key:
-            value = f" = {f.value}" if f.value is not None else ""
-            console.print(f"    key: {f.key}{value}", markup=False)
-        if f.hint:
-            console.print(f"    hint: {f.hint}", markup=False)
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -71,7 +54,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except InvalidInventoryError as exc:
-            render_findings(exc.findings, err)
+            views.render_findings(exc.findings, err)
             blocking = sum(1 for f in exc.findings if f.severity is Severity.ERROR)
             err.print(f"[red]{exc}: {blocking} problem(s); nothing was touched[/red]")
             sys.exit(exc.exit_code)
@@ -107,80 +90,22 @@ def validate(inventory: Path, as_json: bool) -> None:
         loaded = inv.load(inventory)
     except InvalidInventoryError as exc:
         if as_json:
-            click.echo(json.dumps(_findings_json(exc.findings, valid=False), indent=2))
+            click.echo(json.dumps(views.findings_json(exc.findings, valid=False), indent=2))
             sys.exit(exc.exit_code)
         raise
     plans = hostplan.host_plans(loaded.deployment, loaded.facts)
     if as_json:
-        report = _findings_json(list(loaded.findings), valid=True)
+        report = views.findings_json(list(loaded.findings), valid=True)
         report["plans"] = {p.host: {"cmdline": p.cmdline, **p.as_vars()} for p in plans}
         click.echo(json.dumps(report, indent=2))
         return
-    render_findings(list(loaded.findings), out)
+    views.render_findings(list(loaded.findings), out)
     for plan in plans:
-        render_plan(plan, out)
+        views.render_plan(plan, out)
     d = loaded.deployment
     out.print(
         f"[green]valid[/green]: {d.name}, {len(d.hosts)} host(s) in {len(d.settings.sites)} site(s)"
     )
-
-
-def _findings_json(findings: list[Finding], valid: bool) -> dict[str, Any]:
-    return {"valid": valid, "findings": [f.as_dict() for f in findings]}
-
-
-def render_plan(plan: hostplan.HostPlan, console: Console) -> None:
-    """One accelerated host's derived settings, as a two-column table."""
-    source = plan.topology.source if plan.topology else "unknown"
-    table = Table(title=f"{plan.host}: derived plan (CPU layout {source})", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value", overflow="fold")
-    for what, value in _plan_rows(plan):
-        table.add_row(escape(what), escape(value))
-    console.print(table)
-
-
-def _plan_rows(plan: hostplan.HostPlan) -> Iterator[tuple[str, str]]:
-    yield "kernel command line", plan.cmdline or "-"
-    if plan.vfio_ids:
-        yield "vfio-pci IDs", ", ".join(plan.vfio_ids)
-        yield "early modules", ", ".join(plan.early_modules)
-    if plan.blacklist:
-        yield "drivers kept off", ", ".join(plan.blacklist)
-    if plan.hugepages:
-        yield "hugepages", f"{plan.hugepages['count']} x {plan.hugepages['size']}"
-    for vfs in plan.vfs:
-        yield (
-            f"VFs on {vfs.nic}",
-            f"{vfs.count} (physnet {vfs.physnet or '-'}, trust {'on' if vfs.trust else 'off'}, "
-            f"spoofchk {'on' if vfs.spoofchk else 'off'})",
-        )
-    if plan.cpus is not None:
-        for key, value in plan.cpus.as_dict().items():
-            if value:
-                yield f"CPUs: {key.replace('_', ' ')}", value
-    yield from _nova_rows(plan.nova)
-    for key, value in plan.neutron_sriov.items():
-        yield f"neutron sriov {key}", str(value)
-    for key, value in plan.ovs_dpdk.items():
-        text = (
-            ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else value
-        )
-        yield f"ovs {key}", str(text)
-    for note in plan.notes:
-        yield "note", note
-
-
-def _nova_rows(nova: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    for section, values in nova.items():
-        if section == "filters":
-            yield "nova scheduler filters", ", ".join(values)
-            continue
-        for key, value in values.items():
-            items = value if isinstance(value, list) else [value]
-            text = "\n".join(json.dumps(v) if isinstance(v, dict | bool) else str(v) for v in items)
-            if text:
-                yield f"nova [{section}] {key}", text
 
 
 @main.command("discover")
@@ -223,15 +148,16 @@ def discover_cmd(
     if sysfs_root is not None:
         found = {hosts[0]: discover.read(sysfs_root)}
     else:
-        with _context(
+        with session.open_session(
             inventory,
             0,
             "discover",
             secrets="skip",
             hardware=False,
             console=err if as_json else out,
+            err=err,
         ) as ctx:
-            found = phases.discover_hosts(ctx, hosts)
+            found = playbooks.discover_hosts(ctx, hosts)
     state = StateDir(loaded.path)
     suggestions = {h: discover.save(state, h, f, cat) for h, f in found.items()}
     findings = _host_findings(inventory, set(found))
@@ -250,9 +176,9 @@ def discover_cmd(
         )
     else:
         for host, facts in found.items():
-            render_discovery(host, facts, cat)
+            views.render_discovery(host, facts, cat, out)
             out.print(f"suggested host_vars: {suggestions[host]}")
-        render_findings(findings, out)
+        views.render_findings(findings, out)
     if any(f.severity is Severity.ERROR for f in findings):
         sys.exit(EXIT_INVALID)
 
@@ -272,9 +198,9 @@ def _discover_here(sysfs_root: Path, cat: catalogue.Catalogue, as_json: bool) ->
             )
         )
     else:
-        render_discovery(str(sysfs_root), facts, cat)
+        views.render_discovery(str(sysfs_root), facts, cat, out)
         out.print(discover.host_vars_text("this host", facts, cat), markup=False)
-        render_findings(findings, out)
+        views.render_findings(findings, out)
     if any(f.severity is Severity.ERROR for f in findings):
         sys.exit(EXIT_INVALID)
 
@@ -290,60 +216,6 @@ def _host_findings(inventory: Path, hosts: set[str]) -> list[Finding]:
         for f in findings
         if f.subject and f.subject.split(".")[:2] in (["hosts", h] for h in hosts)
     ]
-
-
-def render_discovery(name: str, facts: dict[str, Any], cat: catalogue.Catalogue) -> None:
-    """What one host's sysfs holds, as tables."""
-    layout = discover.cpu_layout(facts)
-    iommu = facts["iommu"]
-    topo = hostplan.Topology.discovered(facts)
-    memory = f"{topo.memory_gib:.0f} GiB" if topo.memory_gib else "unknown"
-    out.print(
-        f"[bold]{escape(name)}[/bold]: CPU {layout.get('vendor', 'unknown vendor')}, "
-        f"{layout['numa_nodes']} NUMA node(s) x {layout['cores_per_node']} cores x "
-        f"{layout['threads_per_core']} threads; memory {memory}; IOMMU "
-        + (
-            f"on ({iommu['kind'] or 'unknown'}, {len(iommu['groups'])} groups)"
-            if iommu["enabled"]
-            else "[red]off[/red]"
-        )
-    )
-    pages = ", ".join(
-        f"{int(size) // 1024} MiB: {v['total']}" if int(size) < 1 << 20 else f"1 GiB: {v['total']}"
-        for size, v in facts["hugepages"].items()
-    )
-    out.print(f"hugepage sizes (pages reserved): {pages or 'none'}")
-    gpus = discover.gpus(facts, cat)
-    if gpus:
-        table = Table(title="accelerators")
-        for col in ("address", "id", "model", "NUMA", "IOMMU", "driver"):
-            table.add_column(col, no_wrap=col == "model")
-        for g in gpus:
-            table.add_row(
-                g["address"],
-                g["id"],
-                g["name"],
-                str(g["numa_node"]),
-                str(g["iommu_group"]),
-                g["driver"] or "-",
-            )
-        out.print(table)
-    ports = discover.ports(facts, cat)
-    if ports:
-        table = Table(title="network ports")
-        for col in ("name", "address", "id", "model", "NUMA", "VFs", "driver"):
-            table.add_column(col, no_wrap=col in {"name", "model"})
-        for p in ports:
-            table.add_row(
-                p["name"] or "-",
-                p["address"],
-                p["id"],
-                p["model"] or "-",
-                str(p["numa_node"]),
-                str(p["sriov_totalvfs"]),
-                p["driver"] or "-",
-            )
-        out.print(table)
 
 
 @main.group()
@@ -381,104 +253,7 @@ def jurisdiction_report(inventory: Path, as_json: bool) -> None:
         country = f"{p['country']} {p['country_name']}" if p["country"] else "-"
         table.add_row(p["kind"], p["subject"], country, mark, p["detail"])
     out.print(table)
-    render_findings([f for f in loaded.findings if f.severity is Severity.INFO], out)
-
-
-_SECRET_WORDS = ("password", "secret", "token", "key")
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """The arguments with the value of any option named like a secret replaced."""
-    result: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            result.append("<redacted>")
-            hide_next = False
-            continue
-        name, eq, _ = arg.partition("=")
-        secret = arg.startswith("-") and any(w in name.lower() for w in _SECRET_WORDS)
-        if secret and eq:
-            result.append(f"{name}=<redacted>")
-        else:
-            result.append(arg)
-            hide_next = secret
-    return result
-
-
-@contextlib.contextmanager
-def _context(
-    inventory: Path,
-    verbose: int,
-    command: str,
-    secrets: str = "check",
-    *,
-    hardware: bool = True,
-    console: Console | None = None,
-) -> Iterator[phases.Context]:
-    """Open the state dir, the ledger and a run; ``console`` gets progress (default stdout)."""
-    console = console or out
-    loaded = inv.load(inventory, hardware=hardware)
-    if secrets != "skip":
-        create = secrets == "create" and loaded.deployment.settings.provisioner.value == "sandbox"
-        loaded = phases.prepare_secrets(loaded, create=create)
-    state = StateDir(loaded.path)
-    with state.lock():
-        try:
-            with ledger_local.open_ledger(state.root, loaded.deployment.name) as ledger:
-                run = state.new_run()
-                run.ledger = ledger
-                progress = Progress(console, verbosity=verbose)
-                run.record(
-                    "command",
-                    command=command,
-                    argv=redact_argv(sys.argv[1:]),
-                    user=getpass.getuser(),
-                    host=socket.gethostname(),
-                    inventory=str(loaded.path),
-                    inventory_digest=loaded.digest,
-                    version=__version__,
-                )
-                render_findings(
-                    [f for f in loaded.findings if f.severity is not Severity.ERROR], console
-                )
-                try:
-                    yield phases.Context(loaded, state, run, progress)
-                except BaseException as exc:
-                    run.record("command_end", status="failed", error=type(exc).__name__)
-                    raise
-                else:
-                    run.record("command_end", status="done")
-                finally:
-                    progress.close()
-                    run.close()
-        finally:
-            # After the ledger's final checkpoint, failed commands included: the log
-            # host should hold the record of a failure most of all.
-            forward_ledger(state, console)
-
-
-def forward_ledger(state: StateDir, console: Console | None = None) -> None:
-    """Post the orchestrator's new ledger records to the log host, if there is one yet.
-
-    A log host that cannot be reached does not fail the command: the records are
-    durable here, and the next command sends them.
-    """
-    try:
-        ep = ledger_forward.endpoint(state.root)
-        if ep is None:
-            return
-        done = ledger_forward.forward(state.root, ep)
-    except (LedgerError, OSError, ValueError) as exc:
-        err.print(
-            f"[yellow]warning[/yellow]: the ledger was not forwarded to the log host: {exc}; "
-            "the next command sends what is missing"
-        )
-        return
-    if done.sent:
-        (console or out).print(
-            f"[dim]ledger: {done.sent} record(s) forwarded to {ep.host} ({ep.url})[/dim]"
-        )
+    views.render_findings([f for f in loaded.findings if f.severity is Severity.INFO], out)
 
 
 @main.command()
@@ -492,7 +267,9 @@ def up(inventory: Path, from_phase: str | None, only_phase: str | None, verbose:
 
     Resumes after the last phase completed with the same inputs.
     """
-    with _context(inventory, verbose, "up", secrets="create") as ctx:
+    with session.open_session(
+        inventory, verbose, "up", secrets="create", console=out, err=err
+    ) as ctx:
         ran = phases.up(ctx, start=from_phase, only=only_phase)
     changed = [p for p in ran if p != "preflight"]
     out.print(
@@ -507,7 +284,7 @@ def up(inventory: Path, from_phase: str | None, only_phase: str | None, verbose:
 @handle_errors
 def plan(inventory: Path, verbose: int) -> None:
     """Show what Terraform and Ansible would change; change nothing."""
-    with _context(inventory, verbose, "plan") as ctx:
+    with session.open_session(inventory, verbose, "plan", console=out, err=err) as ctx:
         phases.plan(ctx)
 
 
@@ -578,7 +355,7 @@ def status(inventory: Path, as_json: bool) -> None:
         )
     out.print(htable)
     if cluster is not None:
-        _print_cluster(cluster)
+        views.render_cluster(cluster, out)
 
 
 def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, Any] | None:
@@ -588,7 +365,7 @@ def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, A
     d = loaded.deployment
     if not (d.hosts_in("k8s_control") or d.hosts_in("k8s_worker")):
         return None
-    config = state.root / phases.KUBECONFIG
+    config = state.kubeconfig
     found: dict[str, Any] = {"kubeconfig": str(config)}
     if not config.exists():
         found["error"] = "no kubeconfig yet: the kubernetes phase writes it"
@@ -598,19 +375,6 @@ def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, A
     except kube.KubeError as exc:
         found["error"] = str(exc)
     return found
-
-
-def _print_cluster(cluster: dict[str, Any]) -> None:
-    if "error" in cluster:
-        out.print(f"kubernetes: {cluster['error']}", markup=False)
-        return
-    table = Table(title=f"kubernetes nodes ({cluster['kubeconfig']})")
-    for col in ("node", "ready", "roles", "kubelet"):
-        table.add_column(col)
-    for n in cluster["nodes"]:
-        ready = "[green]Ready[/green]" if n["ready"] else f"[red]NotReady[/red] {n['reason']}"
-        table.add_row(n["name"], ready, ", ".join(n["roles"]) or "-", n["kubelet"])
-    out.print(table)
 
 
 @main.command()
@@ -627,7 +391,9 @@ def down(inventory: Path, yes: bool, verbose: int) -> None:
     ):
         err.print("aborted; nothing was destroyed")
         sys.exit(1)
-    with _context(inventory, verbose, "down", secrets="skip") as ctx:
+    with session.open_session(
+        inventory, verbose, "down", secrets="skip", console=out, err=err
+    ) as ctx:
         phases.down(ctx)
     out.print(f"[green]down[/green]: {loaded.deployment.name}")
 
@@ -654,11 +420,13 @@ def verify(target: str, inventory: Path, verbose: int) -> None:
         from sovdeploy.kubernetes import conformance
 
         conformance.require_pins(mirror.load())
-        with _context(inventory, verbose, "verify-kubernetes") as ctx:
-            out_dir = conformance.run(ctx, phases.kubeconfig_path(ctx))
+        with session.open_session(
+            inventory, verbose, "verify-kubernetes", console=out, err=err
+        ) as ctx:
+            out_dir = conformance.run(ctx, ctx.state.kubeconfig)
         out.print(f"[green]conformant[/green]: {ctx.deployment.name}; the bundle is in {out_dir}")
         return
-    with _context(inventory, verbose, "verify") as ctx:
+    with session.open_session(inventory, verbose, "verify", console=out, err=err) as ctx:
         phases.up(ctx, only="verify")
     out.print(f"[green]verified[/green]: {ctx.deployment.name}")
 
@@ -681,8 +449,8 @@ def runbook(inventory: Path, no_gather: bool, verbose: int) -> None:
     into <inventory>/.sovdeploy/runbook/, and their SHA-256 into the ledger. The same
     facts give the same bytes: --no-gather renders again from the last facts.
     """
-    with _context(inventory, verbose, "runbook") as ctx:
-        paths = phases.write_runbook(ctx, gather=not no_gather)
+    with session.open_session(inventory, verbose, "runbook", console=out, err=err) as ctx:
+        paths = write_runbook(ctx, gather=not no_gather)
     out.print(f"[green]runbook[/green]: {paths[0].parent}")
     for path in paths:
         out.print(f"  {path.name}")
@@ -708,10 +476,8 @@ def exit_drill(inventory: Path, target: Path | None, verbose: int) -> None:
     Where the cloud holds no image or volume, a small canary is made through the APIs
     and deleted afterwards. Fails if any store cannot be read or any step fails.
     """
-    from sovdeploy import exitdrill
-
-    with _context(inventory, verbose, "exit-drill") as ctx:
-        record = exitdrill.run(ctx, target)
+    with session.open_session(inventory, verbose, "exit-drill", console=out, err=err) as ctx:
+        record = drill.run(ctx, target)
     out.print(
         f"[green]exit drill passed[/green]: {record['exported']} file(s), "
         f"{record['restored']} restore(s) proven, RTO {record['rto_seconds']} s, "
@@ -906,7 +672,7 @@ def sandbox_image(inventory: Path, rebuild: bool) -> None:
     from sovdeploy import sandbox as sb
 
     loaded = inv.load(inventory)
-    mirror = phases.apt_mirror(loaded.deployment)
+    mirror = apt_mirror(loaded.deployment)
 
     def log(line: str) -> None:
         out.print(line, markup=False)
@@ -1015,9 +781,9 @@ def audit_verify(  # noqa: PLR0917 - click passes each option as a keyword
     )
     report.findings[:0] = archived.findings
     if as_json:
-        click.echo(json.dumps(_audit_json(report), indent=2))
+        click.echo(json.dumps(views.audit_json(report), indent=2))
     else:
-        _render_audit(report)
+        views.render_audit(report, out, err)
     sys.exit(report.exit_code)
 
 
@@ -1043,43 +809,6 @@ def _archive_files(
     except (BotoCoreError, ClientError) as exc:
         raise ArchiveUnreadableError(f"the archive {url} at {endpoint}: {exc}") from None
     return ledger_archive.ArchiveFiles(bucket, s3, versions)
-
-
-def _audit_json(report: ledger_audit.Report) -> dict[str, Any]:
-    return {
-        "ok": report.ok,
-        "exit_code": report.exit_code,
-        "origin": report.origin,
-        "size": report.size,
-        "root": report.root.hex(),
-        "witnesses": report.witnesses,
-        "checkpoints_checked": report.checkpoints_checked,
-        "sources": [s.__dict__ for s in report.sources.values()],
-        "findings": [{"class": f.tamper.name, "code": int(f.tamper), "message": f.message}
-                     for f in report.findings],
-    }  # fmt: skip
-
-
-def _render_audit(report: ledger_audit.Report) -> None:
-    if report.sources:
-        table = Table(title=f"{report.origin}: sources")
-        for col in ("source", "records", "last seq", "last record", "heartbeat"):
-            table.add_column(col)
-        for src in report.sources.values():
-            beat = f"{src.heartbeat:g}s" if src.heartbeat else "-"
-            table.add_row(src.name, str(src.records), str(src.last_seq), src.last_time or "-", beat)
-        out.print(table)
-    for f in report.findings:
-        err.print(f"[red]{f.tamper.name}[/red] ({int(f.tamper)}) {escape(f.message)}")
-    summary = (
-        f"{report.origin}: {report.size} entries, root {report.root.hex()[:16]}…, "
-        f"{len(report.witnesses)} witness cosignature(s), "
-        f"{report.checkpoints_checked} other checkpoint(s) checked"
-    )
-    if report.ok:
-        out.print(f"[green]verified[/green]: {summary}")
-    else:
-        err.print(f"[red]NOT verified[/red]: {summary}; {len(report.findings)} finding(s)")
 
 
 @audit.command("prove")

@@ -34,7 +34,6 @@ from sovdeploy.state import StateDir
 PREFIX = "sovdeploy_"
 SETTINGS_KEYS = tuple(PREFIX + name for name in Settings.model_fields)
 HOST_VAR_KEYS = tuple(PREFIX + name for name in HOST_KEYS)
-_SECRET_WORDS = ("password", "secret", "token", "key")
 _YAML_SUFFIXES = (".yml", ".yaml", ".json")
 _IGNORED_DIRS = {".sovdeploy", ".git"}
 
@@ -115,7 +114,7 @@ def _syntax_findings(files: Iterable[Path]) -> list[Finding]:
 
 
 def _render(value: Any, key: str) -> str:
-    if any(word in key.lower() for word in _SECRET_WORDS):
+    if any(word in key.lower() for word in secrets.SECRET_WORDS):
         return "<redacted>"
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= 120 else text[:117] + "..."

@@ -516,3 +516,7 @@ class Deployment(Strict):
 
     def hosts_in(self, group: str) -> tuple[Host, ...]:
         return tuple(h for h in self.hosts if group in h.groups)
+
+    def has_openstack(self) -> bool:
+        """An API endpoint and control hosts: the deployment runs OpenStack."""
+        return self.settings.endpoint is not None and bool(self.hosts_in("control"))

@@ -31,6 +31,9 @@ from sovdeploy.errors import SovdeployError, UsageError
 from sovdeploy.fsutil import atomic_write
 from sovdeploy.paths import project_root
 
+#: Words that mark a name (an option, an inventory key) as holding a secret.
+SECRET_WORDS = ("password", "secret", "token", "key")
+
 VAULT_RELPATH = Path("group_vars") / "all" / "secrets.vault.yml"
 _ALPHABET = string.ascii_letters + string.digits
 

@@ -78,6 +78,16 @@ class StateDir:
     def ssh_key(self) -> Path:
         return self.root / "ssh" / "id_ed25519"
 
+    @property
+    def kubeconfig(self) -> Path:
+        """The operator's kubeconfig, written by the kubernetes phase (mode 0600)."""
+        return self.root / "kubernetes" / "admin.conf"
+
+    @property
+    def logging_keys(self) -> Path:
+        """The log hosts' keys as the logging phase fetched them (``<host>.vkey``, seals)."""
+        return self.root / "logging" / "keys"
+
     def terraform_dir(self, module: str) -> Path:
         return self.root / "terraform" / module
 

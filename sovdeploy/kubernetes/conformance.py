@@ -23,16 +23,14 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from sovdeploy import __version__
+from sovdeploy.context import Context
 from sovdeploy.errors import SovdeployError, UsageError
 from sovdeploy.kubernetes import artifacts as mirror
-
-if TYPE_CHECKING:
-    from sovdeploy.phases import Context
 
 #: What the run needs beyond the cluster: the conformance image of the manifest's
 #: release, hydrophone to drive it, and the busybox image hydrophone collects results with.

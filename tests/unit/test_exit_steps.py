@@ -117,9 +117,9 @@ def test_a_ledger_export_is_a_snapshot_that_must_verify_before_it_counts(
     a check under another key, is refused and not moved into place."""
     import tarfile
 
-    from sovdeploy.exitdrill import _move_verified, ledger_check
     from sovdeploy.ledger.log import Log
     from sovdeploy.ledger.note import Signer
+    from sovdeploy.runbook.drill import _move_verified, ledger_check
 
     signer = Signer.generate("sovdeploy/test/orchestrator")
     state = tmp_path / "state"

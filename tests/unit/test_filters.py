@@ -10,7 +10,7 @@ from ansible.errors import AnsibleError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
-from sovdeploy.render import load_plugins
+from sovdeploy.preview import load_plugins
 
 HOSTVARS = {
     "ctl02": {"internal_address": "10.10.0.12"},

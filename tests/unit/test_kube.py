@@ -24,8 +24,9 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from sovdeploy import cli, phases
+from sovdeploy import cli
 from sovdeploy.kubernetes import client as kube
+from sovdeploy.state import StateDir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -212,7 +213,7 @@ def test_status_shows_node_readiness(api: tuple[_Pki, str], tmp_path: Path) -> N
     assert before.exit_code == 0, before.output
     assert "no kubeconfig yet" in json.loads(before.output)["kubernetes"]["error"]
     key, cert = pki.leaf("kubernetes-admin")
-    _kubeconfig(inventory / ".sovdeploy" / phases.KUBECONFIG, server, pki.ca, key, cert)
+    _kubeconfig(StateDir(inventory).kubeconfig, server, pki.ca, key, cert)
     result = runner.invoke(cli.main, ["status", "-i", str(inventory)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "kubernetes nodes" in result.output

@@ -24,8 +24,9 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
-from sovdeploy import catalogue, render, secrets
+from sovdeploy import catalogue, secrets
 from sovdeploy import inventory as inv
+from sovdeploy import preview as render
 from sovdeploy.kubernetes import artifacts as mirror
 from sovdeploy.kubernetes import nodes
 

@@ -240,21 +240,25 @@ def test_a_replaced_state_dir_is_reported_not_forwarded(
 def test_a_command_ends_well_when_the_log_host_is_away_and_forwards_later(
     url: str, pki: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sovdeploy.cli import forward_ledger
+    from rich.console import Console
+
+    from sovdeploy.session import forward_ledger
     from sovdeploy.state import StateDir
+
+    out, err = Console(), Console(stderr=True)
 
     state = StateDir(tmp_path / "inventory")
     away = _state_root(tmp_path, pki, "https://127.0.0.1:9")  # nothing listens there
     away.rename(state.root)
     with local.open_ledger(state.root, "dep") as ledger:
         ledger.record("command", command="up").result()
-    forward_ledger(state)
+    forward_ledger(state, out, err)
     assert "not forwarded to the log host" in capsys.readouterr().err
     assert not (state.root / forward.PROGRESS_FILE).exists()
 
     endpoint = state.root / forward.CLIENT_DIR / forward.ENDPOINT_FILE
     endpoint.write_text(json.dumps({"host": "log1", "url": url}))
-    forward_ledger(state)
+    forward_ledger(state, out, err)
     assert "1 record(s) forwarded to log1" in capsys.readouterr().out
     assert _served_entries(url, pki, 1) == list(local.entries(state.root))
 
@@ -262,7 +266,7 @@ def test_a_command_ends_well_when_the_log_host_is_away_and_forwards_later(
 def test_verify_finds_the_cadf_events_of_its_own_requests_on_the_log_host(
     url: str, pki: Path, tmp_path: Path
 ) -> None:
-    from sovdeploy.phases import _audit_trail_check, _served_size
+    from sovdeploy.phases.verify import _audit_trail_check, _served_size
 
     ep = forward.endpoint(_state_root(tmp_path, pki, url))
     assert ep is not None

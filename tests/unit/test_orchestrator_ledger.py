@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from sovdeploy import secrets
-from sovdeploy.cli import main, redact_argv
+from sovdeploy.cli import main
+from sovdeploy.session import redact_argv
 from sovdeploy.ledger import local, proof, records
 from sovdeploy.ledger.note import Verifier
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import openstack.exceptions
 import pytest
 
-from sovdeploy import guest, verify
+from sovdeploy import guest
+from sovdeploy.openstack import usercheck as verify
 
 CLOUD = "molecule"
 TENANT_IMAGE = b"sovdeploy aio tenant image\n"

@@ -28,19 +28,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from sovdeploy import sandbox
-from sovdeploy.errors import SovdeployError
+from sovdeploy.context import Context
+from sovdeploy.errors import AnsibleRunError, SovdeployError
 from sovdeploy.fsutil import atomic_write
 from sovdeploy.hostside import export, restore
+from sovdeploy.ledger import audit, local, note
+from sovdeploy.openstack import usercheck
 from sovdeploy.runbook import document, stores
+from sovdeploy.runbook.write import gather_runbook_facts, write_runbook
 from sovdeploy.state import now
-
-if TYPE_CHECKING:
-    from sovdeploy.phases import Context
+from sovdeploy.steps.credentials import apt_mirror, vault_values, write_clouds
+from sovdeploy.steps.playbooks import run_tool_playbook
 
 #: The canary image's size: small enough for the sandbox, big enough to span objects.
 CANARY_BYTES = 1 << 20
@@ -71,14 +74,12 @@ def canary(
     ctx: Context, drill_id: str, need_image: bool, need_volume: bool
 ) -> Iterator[dict[str, Any]]:
     """Make a small image and a volume from it through the APIs; delete them afterwards."""
-    from sovdeploy import phases, verify
-
     made: dict[str, Any] = {}
     if not (need_image or need_volume):
         yield made
         return
-    clouds, secure = phases.write_clouds(ctx, phases.vault_values(ctx))
-    conn = verify.connect(clouds, secure, ctx.deployment.settings.deployment)
+    clouds, secure = write_clouds(ctx, vault_values(ctx))
+    conn = usercheck.connect(clouds, secure, ctx.deployment.settings.deployment)
     data = _pattern(drill_id)
     with tempfile.NamedTemporaryFile(suffix=".raw") as fh:
         fh.write(data)
@@ -174,7 +175,6 @@ def ledger_check(key: Path) -> Check:
     ``key``; the sources' gaps and silences are the log's own story, which the auditor's
     ``sovdeploy audit verify`` tells, not a property of the copy.
     """
-    from sovdeploy.ledger import audit, note
 
     def check(tar: Path) -> str | None:
         try:
@@ -197,11 +197,8 @@ def ledger_check(key: Path) -> Check:
 
 def _check_for(ctx: Context, store: str, host: str) -> Check | None:
     """The check an export of ``store`` must pass before it is in place, if any."""
-    from sovdeploy import phases
-    from sovdeploy.ledger import local
-
     if store == "ledger":
-        return ledger_check(phases.logging_keys_dir(ctx) / f"{host}.vkey")
+        return ledger_check(ctx.state.logging_keys / f"{host}.vkey")
     if store == "run-ledger":
         return ledger_check(local.key_paths(ctx.state.root)[1])
     return None
@@ -210,15 +207,13 @@ def _check_for(ctx: Context, store: str, host: str) -> Check | None:
 def _export_hosts(
     ctx: Context, by_host: dict[str, list[dict[str, Any]]], incoming: Path, drill_id: str
 ) -> list[dict[str, Any]]:
-    from sovdeploy import phases
-    from sovdeploy.errors import AnsibleRunError
 
     if not by_host:
         return []
 
     ctx.progress.step(f"exporting on {', '.join(sorted(by_host))}")
     try:
-        phases.run_tool_playbook(
+        run_tool_playbook(
             ctx,
             "exit_drill",
             {
@@ -257,7 +252,6 @@ ARCHIVE_AUDITOR = "SOVDEPLOYARCHIVEAUDITOR"
 def _export_local(
     ctx: Context, steps: list[dict[str, Any]], incoming: Path
 ) -> list[dict[str, Any]]:
-    from sovdeploy import phases
 
     results = []
     for planned in steps:
@@ -267,7 +261,7 @@ def _export_local(
             step = {**planned, "argv": [sys.executable, *step["argv"][1:]]}
         if step["argv"][:3] == [sys.executable, "-m", "sovdeploy.runbook.archive_export"]:
             # The auditors' read-only keys read the archive.
-            secret = phases.vault_values(ctx).get("logging_archive_auditor_secret", "")
+            secret = vault_values(ctx).get("logging_archive_auditor_secret", "")
             env = {"AWS_ACCESS_KEY_ID": ARCHIVE_AUDITOR, "AWS_SECRET_ACCESS_KEY": str(secret)}
             step = {**step, "env": env}
         result = export.export(step, incoming / "deployer")
@@ -401,8 +395,6 @@ def _restores(
 def _restore(
     ctx: Context, drill_id: str, specs: list[dict[str, Any]], files: dict[str, Path], work: Path
 ) -> list[dict[str, Any]]:
-    from sovdeploy import phases
-    from sovdeploy.errors import AnsibleRunError
 
     sb = ctx.deployment.settings.sandbox
     name = f"sovdeploy-{drill_id}-restore"[:63]
@@ -410,11 +402,11 @@ def _restore(
     ctx.progress.step(f"restoring on a fresh host ({name})")
     if not sandbox.image_exists(sb.image):
         ctx.progress.step("building the sandbox base image (for the fresh host)")
-        sandbox.build_image(phases.apt_mirror(ctx.deployment), log=ctx.progress.step)
+        sandbox.build_image(apt_mirror(ctx.deployment), log=ctx.progress.step)
 
     with fresh_host(name, sb.image, sb.apt_cache) as inventory:
         try:
-            phases.run_tool_playbook(
+            run_tool_playbook(
                 ctx,
                 "exit_restore",
                 {
@@ -500,11 +492,9 @@ def run(ctx: Context, target: Path | None = None) -> dict[str, Any]:
         DrillError: when a store could not be read, or an export or a restore failed.
 
     """
-    from sovdeploy import phases
-
     drill_id = "drill-" + ctx.run.id.lower()
     started, t0 = now(), time.monotonic()
-    facts = phases.gather_runbook_facts(ctx)
+    facts = gather_runbook_facts(ctx)
     deployment = ctx.deployment
     openstack = bool(deployment.hosts_in("control")) and deployment.settings.endpoint is not None
     paths = {"inventory": str(ctx.inventory.path), "state": str(ctx.state.root)}
@@ -518,7 +508,7 @@ def run(ctx: Context, target: Path | None = None) -> dict[str, Any]:
     with canary(ctx, drill_id, *need) as made:
         if made:
             # The canary is in the databases and the pools now: read them again.
-            views = document.views(deployment, phases.gather_runbook_facts(ctx), **paths)
+            views = document.views(deployment, gather_runbook_facts(ctx), **paths)
         items = _exports(ctx, views, incoming, drill_id)
         glance = {i["id"]: i for i in document.workloads(views)["images"]}
         canary_volume = str(made["volume"].id) if "volume" in made else None
@@ -547,7 +537,7 @@ def run(ctx: Context, target: Path | None = None) -> dict[str, Any]:
     )
     # The last reading was taken while the canary existed: read the hosts again, so that
     # the runbook shows the deployment as the drill left it, not a deleted canary.
-    phases.write_runbook(ctx, gather=bool(made))
+    write_runbook(ctx, gather=bool(made))
     if not record["ok"]:
         failed = [f"{i['item']}: {i.get('error')}" for i in items if not i.get("ok")]
         failed += [f"restore {r['what']}: {r['detail']}" for r in restores if not r.get("ok")]

@@ -1,0 +1,81 @@
+"""preflight: check tools, policy and prerequisites; touch nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sovdeploy import sandbox
+from sovdeploy.context import Context
+from sovdeploy.engines import terraform
+from sovdeploy.errors import UsageError
+from sovdeploy.kubernetes import artifacts
+from sovdeploy.model import Provisioner
+from sovdeploy.steps.credentials import apt_mirror, ensure_ssh_key
+
+
+def run(ctx: Context) -> str:
+    """Checks that touch nothing: tools present, sandbox image and SSH key ready."""
+    terraform.terraform_bin()
+    if ctx.deployment.settings.provisioner is Provisioner.SANDBOX:
+        for tool in ("podman", "ssh-keygen"):
+            if shutil.which(tool) is None:
+                raise UsageError(f"`{tool}` is not installed; `make up` installs it (make deps)")
+        ensure_ssh_key(ctx.state)
+        sb = ctx.deployment.settings.sandbox
+        if not sandbox.image_exists(sb.image):
+            ctx.progress.step("building the sandbox image")
+            sandbox.build_image(apt_mirror(ctx.deployment), log=ctx.progress.step)
+        if sb.vms:
+            for tool in ("qemu-system-x86_64", "qemu-img"):
+                if shutil.which(tool) is None:
+                    raise UsageError(
+                        f"`{tool}` is not installed, and sovdeploy_sandbox.vms names hosts "
+                        "that run as virtual machines; `make up` installs it (make deps)"
+                    )
+            if not (Path(sb.vm_image) / "disk.qcow2").exists():
+                ctx.progress.step("building the virtual machine image")
+                sandbox.build_vm_image(apt_mirror(ctx.deployment), log=ctx.progress.step)
+    waived = [f for f in ctx.inventory.findings if f.severity == "info"]
+    summary = f"policy clean, {len(waived)} waiver(s) in force"
+    checked = _check_kubernetes_mirrors(ctx)
+    if checked:
+        summary += f"; the mirrors hold all {checked} Kubernetes artifact(s)"
+    return summary
+
+
+def _check_kubernetes_mirrors(ctx: Context) -> int:
+    """Verify the mirrors hold every Kubernetes artifact the hosts need; return how many.
+
+    Raises:
+        MirrorError: naming each artifact that is missing or not the pinned one.
+
+    """
+    needed = artifacts.needed(artifacts.load(), ctx.deployment)
+    if not needed:
+        return 0
+
+    def done(r: artifacts.CheckResult) -> None:
+        ctx.progress.note(
+            f"{r.artifact.kind} {r.artifact.name} {r.artifact.version}: {r.detail}", r.ok
+        )
+
+    results = artifacts.check(
+        needed,
+        artifacts.sources(ctx.deployment),
+        on_result=done,
+        on_start=lambda a: ctx.progress.step(f"mirror check: {a.kind} {a.name}"),
+    )
+    bad = [r.artifact.name for r in results if not r.ok]
+    ctx.run.record("mirror_check", artifacts=len(results), failed=bad)
+    if bad:
+        raise artifacts.MirrorError(
+            f"the mirrors fail {len(bad)} of {len(results)} Kubernetes artifact(s): "
+            f"{', '.join(bad)}; nothing was touched (see `sovdeploy mirror check`)"
+        )
+    return len(results)
+
+
+def plan(ctx: Context) -> str:
+    terraform.terraform_bin()
+    return "inventory and jurisdiction policy checked"
