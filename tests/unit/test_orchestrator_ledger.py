@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from sovdeploy import secrets
 from sovdeploy.cli import main
-from sovdeploy.session import redact_argv
 from sovdeploy.ledger import local, proof, records
 from sovdeploy.ledger.note import Verifier
+from sovdeploy.session import redact_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 
