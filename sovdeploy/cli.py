@@ -267,6 +267,11 @@ def up(inventory: Path, from_phase: str | None, only_phase: str | None, verbose:
 
     Resumes after the last phase completed with the same inputs.
     """
+    if from_phase is not None and only_phase is not None:
+        raise UsageError(
+            "--from and --only cannot be used together: --from runs that phase and every "
+            "later one, --only runs that phase alone; give one of them"
+        )
     with session.open_session(
         inventory, verbose, "up", secrets="create", console=out, err=err
     ) as ctx:

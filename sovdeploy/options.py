@@ -27,7 +27,6 @@ inventory = click.option(
 )
 as_json = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 verbose = click.option("-v", "--verbose", count=True, help="More output; repeat for more.")
-quiet = click.option("-q", "--quiet", count=True, help="Less output; repeat for less.")
 yes = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 from_phase = click.option(
     "--from",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,14 @@ def test_status_before_any_run_shows_pending_phases(inventory_copy):
     result = CliRunner().invoke(main, ["status", "--json", "-i", str(inv)])
     assert result.exit_code == 0, result.output
     assert '"status": "pending"' in result.output
+
+
+def test_from_and_only_together_are_refused_before_anything_is_touched(tmp_path):
+    inventory = tmp_path / "inv"
+    shutil.copytree(ROOT / "tests/inventories/minimal", inventory)
+    result = CliRunner().invoke(
+        main, ["up", "-i", str(inventory), "--from", "baseline", "--only", "openstack"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--from and --only cannot be used together" in result.output
+    assert not (inventory / ".sovdeploy").exists()
