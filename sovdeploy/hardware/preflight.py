@@ -296,9 +296,8 @@ class Problem:
     code: str
     message: str
     hint: str
-    #: The declared GPU it concerns (by PCI ID), or the port (by name), if any.
+    #: The PCI ID of the GPU it concerns, if it concerns one.
     pci_id: str | None = None
-    port: str | None = None
     value: str | None = None
 
 
@@ -371,7 +370,6 @@ def facts_problems(
                 "offers no VFs although its model has SR-IOV",
                 "enable SR-IOV (and the VF count) in the NIC's firmware or the server's "
                 "BIOS, then run `sovdeploy discover` again",
-                port=name,
                 value=name,
             )
 
