@@ -412,6 +412,17 @@ def test_discover_without_an_inventory_names_what_the_preflight_refuses():
     assert [(f["code"], f["value"]) for f in found] == [("hardware.iommu_group", "0000:2a:00.1")]
 
 
+def test_discover_without_an_inventory_names_sr_iov_switched_off(tmp_path):
+    copy = tmp_path / "sys"
+    shutil.copytree(TREES / "gpu-h100", copy, symlinks=True)
+    (copy / "bus/pci/devices/0000:31:00.1/sriov_totalvfs").write_text("0\n")
+    result = CliRunner().invoke(main, ["discover", "--json", "--sysfs-root", str(copy)])
+    assert result.exit_code == 2, result.output
+    found = json.loads(result.output)["findings"]
+    assert [(f["code"], f["value"]) for f in found] == [("hardware.sriov_off", "ens1f1np1")]
+    assert "offers no VFs although its model has SR-IOV" in found[0]["message"]
+
+
 def test_discover_names_the_part_of_sysfs_a_tree_lacks(tmp_path):
     copy = tmp_path / "sys"
     shutil.copytree(TREES / "gpu-h100", copy, symlinks=True)
