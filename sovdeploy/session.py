@@ -101,11 +101,11 @@ def open_session(
             forward_ledger(state, console, err)
 
 
-def forward_ledger(state: StateDir, console: Console, err: Console | None = None) -> None:
+def forward_ledger(state: StateDir, console: Console, err: Console) -> None:
     """Post the orchestrator's new ledger records to the log host, if there is one yet.
 
     A log host that cannot be reached does not fail the command: the records are
-    durable here, and the next command sends them.
+    durable here, and the next command sends them; ``err`` gets that warning.
     """
     try:
         ep = ledger_forward.endpoint(state.root)
@@ -113,7 +113,7 @@ def forward_ledger(state: StateDir, console: Console, err: Console | None = None
             return
         done = ledger_forward.forward(state.root, ep)
     except (LedgerError, OSError, ValueError) as exc:
-        (err or console).print(
+        err.print(
             f"[yellow]warning[/yellow]: the ledger was not forwarded to the log host: {exc}; "
             "the next command sends what is missing"
         )
