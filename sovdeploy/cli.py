@@ -606,12 +606,7 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
         out.print(f"{deployment.name} has no Kubernetes hosts: no artifact to check")
         return
     results = check_mirrors(artifacts, mir.sources(deployment), out)
-    bad = [r for r in results if not r.ok]
-    if bad:
-        raise mir.MirrorError(
-            f"the mirrors fail {len(bad)} of {len(results)} artifact(s): "
-            + ", ".join(r.artifact.name for r in bad)
-        )
+    mir.require_all(results)
     out.print(f"[green]mirrors hold all {len(results)} artifact(s)[/green], digests verified")
 
 

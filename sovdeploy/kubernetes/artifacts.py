@@ -227,6 +227,18 @@ def check(
     return results
 
 
+def require_all(results: list[CheckResult], what: str = "artifact(s)", then: str = "") -> None:
+    """Raise :class:`MirrorError` naming every artifact ``results`` fail; nothing if none.
+
+    ``what`` names the artifacts in the message, ``then`` is said after the list.
+    """
+    bad = [r.artifact.name for r in results if not r.ok]
+    if bad:
+        raise MirrorError(
+            f"the mirrors fail {len(bad)} of {len(results)} {what}: {', '.join(bad)}{then}"
+        )
+
+
 def _check_one(
     artifact: Artifact,
     mirrors: dict[ArtifactKind, str],

@@ -66,13 +66,16 @@ def _check_kubernetes_mirrors(ctx: Context) -> int:
         on_result=done,
         on_start=lambda a: ctx.progress.step(f"mirror check: {a.kind} {a.name}"),
     )
-    bad = [r.artifact.name for r in results if not r.ok]
-    ctx.run.record("mirror_check", artifacts=len(results), failed=bad)
-    if bad:
-        raise artifacts.MirrorError(
-            f"the mirrors fail {len(bad)} of {len(results)} Kubernetes artifact(s): "
-            f"{', '.join(bad)}; nothing was touched (see `sovdeploy mirror check`)"
-        )
+    ctx.run.record(
+        "mirror_check",
+        artifacts=len(results),
+        failed=[r.artifact.name for r in results if not r.ok],
+    )
+    artifacts.require_all(
+        results,
+        "Kubernetes artifact(s)",
+        "; nothing was touched (see `sovdeploy mirror check`)",
+    )
     return len(results)
 
 
