@@ -26,7 +26,7 @@ from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.ledger import local as ledger_local
 from sovdeploy.progress import Progress
 from sovdeploy.secrets import SECRET_WORDS
-from sovdeploy.state import StateDir
+from sovdeploy.state import StateDir, new_run_id
 from sovdeploy.steps.credentials import prepare_secrets
 
 
@@ -66,10 +66,11 @@ def open_session(
         create = secrets == "create" and loaded.deployment.settings.provisioner.value == "sandbox"
         loaded = prepare_secrets(loaded, create=create)
     state = StateDir(loaded.path)
-    with state.lock():
+    run_id = new_run_id()
+    with state.lock({"command": command, "run": run_id}, on_wait=err.print):
         try:
             with ledger_local.open_ledger(state.root, loaded.deployment.name) as ledger:
-                run = state.new_run()
+                run = state.new_run(run_id)
                 run.ledger = ledger
                 progress = Progress(console, verbosity=verbose)
                 run.record(

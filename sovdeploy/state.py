@@ -24,11 +24,13 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from sovdeploy.engines.guard import Guard, read_proc, write_lock_note
 from sovdeploy.errors import UsageError
 from sovdeploy.fsutil import atomic_write
 
@@ -36,6 +38,13 @@ if TYPE_CHECKING:
     from sovdeploy.ledger.records import Ledger
 
 STATE_DIRNAME = ".sovdeploy"
+#: How long a command waits for a killed command's processes to be stopped.
+LOCK_WAIT_S = 120.0
+
+
+def new_run_id() -> str:
+    """A run's id: when it started, and a few random hex digits."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def now() -> str:
@@ -131,25 +140,88 @@ class StateDir:
             data["phases"].pop(name, None)
         self.save(data)
 
-    def new_run(self) -> Run:
-        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    def new_run(self, run_id: str | None = None) -> Run:
+        """A new run, under ``run_id`` when one was chosen already (see :func:`new_run_id`)."""
+        run_id = run_id or new_run_id()
         return Run(run_id, self.root / "runs" / run_id)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the deployment lock: two commands never change one deployment at once."""
+    def lock(
+        self,
+        holder: Mapping[str, Any],
+        on_wait: Callable[[str], None] | None = None,
+        wait_s: float = LOCK_WAIT_S,
+    ) -> Iterator[None]:
+        """Hold the deployment lock: two commands never change one deployment at once.
+
+        ``holder`` (the command, its run) is written into the lock file for whoever
+        finds it held. A guard (:mod:`sovdeploy.engines.guard`) holds the lock with
+        the command and keeps it until every process the command started has ended, so
+        that a command that was killed leaves nothing running behind the lock. A later
+        command waits up to ``wait_s`` for such a guard, telling ``on_wait`` what it
+        waits for; a command that is still running makes it fail at once.
+
+        Raises:
+            UsageError: naming the command or the processes that hold the lock.
+
+        """
         self.ensure()
-        with (self.root / "lock").open("w") as fh:
+        path = self.root / "lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+") as fh:
+            self._acquire(fh, path, on_wait, wait_s)
+            guard = None
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UsageError(
-                    f"another sovdeploy command holds {self.root / 'lock'}; wait for it to finish"
-                ) from None
-            try:
+                write_lock_note(fh, {**holder, "pid": os.getpid(), "started": now()})
+                guard = Guard(fh)
                 yield
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                try:
+                    if guard is not None:
+                        guard.close()
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _acquire(
+        fh: IO[str], path: Path, on_wait: Callable[[str], None] | None, wait_s: float
+    ) -> None:
+        deadline = time.monotonic() + wait_s
+        said = ""
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            fh.seek(0)
+            try:
+                note = json.loads(fh.read() or "{}")
+            except json.JSONDecodeError:
+                note = {}
+            who = f"run {note.get('run', '?')} (`sovdeploy {note.get('command', '?')}`)"
+            holder = note.get("pid")
+            # A holder that is gone was killed: its guard is taking over the lock.
+            gone = isinstance(holder, int) and read_proc(holder) is None
+            if not (note.get("stopping") or gone):
+                raise UsageError(
+                    f"another sovdeploy command, {who} with pid {note.get('pid', '?')}, "
+                    f"holds {path}; wait for it to finish"
+                ) from None
+            if note.get("stopping"):
+                waiting = ", ".join(f"{pid} ({comm})" for pid, comm in note["waiting_for"])
+                text = (
+                    f"{who} ended without finishing; waiting for its guard (pid "
+                    f"{note.get('guard')}) to stop its processes: {waiting or 'none left'}"
+                )
+            else:
+                text = f"{who} ended without finishing; waiting for its guard to stop its processes"
+            if time.monotonic() >= deadline:
+                raise UsageError(f"{text}; still there after {wait_s:g} s") from None
+            if on_wait is not None and text != said:
+                on_wait(text)
+                said = text
+            time.sleep(0.5)
 
 
 class Run:
