@@ -165,8 +165,10 @@ def watch(command: int, pipe: IO[bytes], lock: IO[str], note: dict[str, object])
             sys.stdout.flush()
             ready = True
     if read_proc(command) is not None:
-        # The command closed the pipe itself, with processes left: read them now.
-        seen = descendants(command)
+        # The command closed the pipe itself, with processes left, or is dying (its
+        # descriptors close before its children are handed to init): read them again,
+        # and keep what was read before, since they may have been handed over already.
+        seen = {**seen, **descendants(command)}
         seen.pop(os.getpid(), None)
     # Otherwise the command is gone without saying it is done: it was killed.
 
