@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from sovdeploy import secrets
+from sovdeploy.engines import guard
 from sovdeploy.hostside import sysfs
 from sovdeploy.phases import PHASE_NAMES
 
@@ -332,6 +333,48 @@ def test_ctrl_c_stops_cleanly_and_the_next_up_resumes(sandbox):
     assert {p["phase"]: p["status"] for p in status["phases"]}["provision"] == "done"
     resumed = sovdeploy("up", "--only", "baseline", inv=inv)
     assert "baseline done" in resumed.stdout
+
+
+def test_a_killed_up_leaves_no_process_and_the_next_up_resumes(sandbox):
+    """SIGKILL, which sovdeploy cannot catch, in the middle of a playbook: the run's guard
+    stops ansible-playbook and everything under it, and the next up converges."""
+    inv, _ = sandbox
+    proc = subprocess.Popen(
+        [SOVDEPLOY, "up", "--from", "baseline", "-i", str(inv)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "TASK" in line:  # the baseline playbook is running
+            break
+    time.sleep(2)  # the guard reads the run's processes five times a second
+    running = guard.descendants(proc.pid)
+    commands = {pid: _cmdline(pid) for pid in running}
+    assert any("ansible-playbook" in c for c in commands.values()), commands
+    assert any("sovdeploy.engines.guard" in c for c in commands.values()), commands
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while guard.alive(running) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = {pid: commands[pid] for pid in guard.alive(running)}
+    assert left == {}, f"processes of the killed run still there: {left}"
+    status = json.loads(sovdeploy("status", "--json", inv=inv).stdout)
+    assert {p["phase"]: p["status"] for p in status["phases"]}["baseline"] == "running"
+    resumed = sovdeploy("up", inv=inv)
+    assert "baseline done" in resumed.stdout
+    status = json.loads(sovdeploy("status", "--json", inv=inv).stdout)
+    assert {p["status"] for p in status["phases"]} == {"done"}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return "(gone)"
 
 
 def test_down_removes_every_container(tmp_path_factory, sandbox):
