@@ -46,6 +46,14 @@ class UsageError(SovdeployError):
     exit_code = EXIT_INVALID
 
 
+class StateFileError(UsageError):
+    """A file sovdeploy wrote and reads back (state, facts, records) is damaged."""
+
+    def __init__(self, path: object, problem: str, remedy: str) -> None:
+        self.path = path
+        super().__init__(f"{path} is damaged ({problem}); {remedy}")
+
+
 class CommandError(SovdeployError):
     """An external command failed; carries the command, its exit code and its output tail."""
 

@@ -1,14 +1,18 @@
-"""File writing that survives a crash: the one helper every layer shares.
+"""Files that survive a crash, and state files read back with a clear error.
 
-Standard library only. The ledger, the programs shipped to hosts and the deployer
+Standard library and the error tree only. The ledger, the programs shipped to hosts and the deployer
 all write through :func:`atomic_write`, so this module sits below all of them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from sovdeploy.errors import StateFileError
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
@@ -35,3 +39,21 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_json(path: Path, remedy: str, kind: type = dict) -> Any:
+    """The JSON document sovdeploy wrote at ``path``, of type ``kind``.
+
+    Raises:
+        StateFileError: naming ``path``, what is wrong and ``remedy`` (what to do), when
+            the file is truncated, empty, not JSON or not a ``kind``.
+
+    """
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        problem = "it is empty" if path.exists() and not path.stat().st_size else str(exc)
+        raise StateFileError(path, problem, remedy) from None
+    if not isinstance(data, kind):
+        raise StateFileError(path, f"it holds a {type(data).__name__}", remedy)
+    return data

@@ -158,14 +158,18 @@ def decrypt(path: Path, password: bytes) -> dict[str, Any]:
     raw = path.read_bytes()
     try:
         plain = _vault(password).decrypt(raw, filename=str(path))
-    except AnsibleError as exc:
+    except AnsibleError:
         if b"$ANSIBLE_VAULT" not in raw[:20]:
             raise VaultError(f"{path} is not an ansible-vault file") from None
         raise VaultError(
             f"cannot decrypt {path} with the password in the vault password file: "
-            "wrong password (it is the one the vault was created with)"
-        ) from exc
-    data = yaml.safe_load(plain) or {}
+            "wrong password (it is the one the vault was created with), or a damaged file "
+            "(truncated or edited): restore it from the inventory's git history"
+        ) from None
+    try:
+        data = yaml.safe_load(plain) or {}
+    except yaml.YAMLError:
+        data = None
     if not isinstance(data, dict):
         raise VaultError(f"{path} does not hold a mapping of variables")
     return data

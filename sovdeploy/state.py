@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sovdeploy.engines.guard import Guard, read_proc, write_lock_note
-from sovdeploy.errors import UsageError
-from sovdeploy.fsutil import atomic_write
+from sovdeploy.errors import StateFileError, UsageError
+from sovdeploy.fsutil import atomic_write, read_json
 
 if TYPE_CHECKING:
     from sovdeploy.ledger.records import Ledger
 
 STATE_DIRNAME = ".sovdeploy"
+_STATE_REMEDY = "move it away to start over: every phase then runs again, and each is idempotent"
 #: How long a command waits for a killed command's processes to be stopped.
 LOCK_WAIT_S = 120.0
 
@@ -77,11 +78,21 @@ class StateDir:
         """Each host's address as provision reported it (Terraform's outputs)."""
         import yaml
 
-        if not self.generated_inventory.exists():
+        path = self.generated_inventory
+        if not path.exists():
             return {}
-        doc = yaml.safe_load(self.generated_inventory.read_text()) or {}
-        hosts = doc.get("all", {}).get("hosts", {}) or {}
-        return {name: str(v.get("ansible_host")) for name, v in hosts.items() if v}
+        remedy = "run `sovdeploy up --only provision` to write it again"
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+            hosts = doc["all"].get("hosts") or {}
+            return {name: str(v["ansible_host"]) for name, v in hosts.items() if v}
+        except (yaml.YAMLError, ValueError, AttributeError, KeyError, TypeError) as exc:
+            problem = (
+                f"no {exc} key"
+                if isinstance(exc, KeyError)
+                else str(exc).splitlines()[0] or type(exc).__name__
+            )
+            raise StateFileError(path, problem, remedy) from None
 
     @property
     def ssh_key(self) -> Path:
@@ -114,20 +125,19 @@ class StateDir:
     def load(self) -> dict[str, Any]:
         if not self.state_file.exists():
             return {"phases": {}}
-        try:
-            data: dict[str, Any] = json.loads(self.state_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise UsageError(
-                f"{self.state_file} is corrupt ({exc}); move it away to start over"
-            ) from exc
-        data.setdefault("phases", {})
+        data: dict[str, Any] = read_json(self.state_file, _STATE_REMEDY)
+        if not isinstance(data.setdefault("phases", {}), dict):
+            raise StateFileError(self.state_file, "'phases' is not a mapping", _STATE_REMEDY)
         return data
 
     def save(self, data: Mapping[str, Any]) -> None:
         atomic_write(self.state_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def phases(self) -> dict[str, PhaseRecord]:
-        return {name: PhaseRecord(**rec) for name, rec in self.load()["phases"].items()}
+        try:
+            return {name: PhaseRecord(**rec) for name, rec in self.load()["phases"].items()}
+        except TypeError as exc:
+            raise StateFileError(self.state_file, str(exc), _STATE_REMEDY) from None
 
     def mark(self, phase: str, record: PhaseRecord) -> None:
         data = self.load()

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from sovdeploy.catalogue import Catalogue
-from sovdeploy.errors import UsageError
+from sovdeploy.errors import StateFileError, UsageError
 from sovdeploy.findings import Finding, Severity
-from sovdeploy.fsutil import atomic_write
+from sovdeploy.fsutil import atomic_write, read_json
 from sovdeploy.hardware.plan import Topology
 from sovdeploy.hostside.sysfs import FORMAT
 from sovdeploy.hostside.sysfs import read as read_sysfs
@@ -38,12 +38,10 @@ def load_facts(path: Path) -> dict[str, Any]:
         UsageError: when the file is not sysfs facts of this format.
 
     """
-    try:
-        facts = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read discovered facts {path}: {exc}") from exc
-    if not isinstance(facts, dict) or facts.get("format") != FORMAT:
-        raise UsageError(f"{path} holds no sysfs facts of format {FORMAT}: run discover again")
+    remedy = "run `sovdeploy discover` on the host again"
+    facts: dict[str, Any] = read_json(path, remedy)
+    if facts.get("format") != FORMAT:
+        raise StateFileError(path, f"it holds no sysfs facts of format {FORMAT}", remedy)
     return facts
 
 
@@ -52,8 +50,9 @@ def saved(
 ) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
     """The facts ``sovdeploy discover`` saved for the deployment's hosts, by host.
 
-    A saved file that cannot be read is a warning naming it, not an error: the host
-    is then preflighted on its declaration alone.
+    A saved file that cannot be read is an error naming it: the preflight would
+    otherwise pass the host on its declaration alone. `sovdeploy discover` does not
+    read them, so it can always write them again.
     """
     facts: dict[str, dict[str, Any]] = {}
     problems: list[Finding] = []
@@ -67,7 +66,7 @@ def saved(
             problems.append(
                 Finding(
                     code="discover.facts",
-                    severity=Severity.WARNING,
+                    severity=Severity.ERROR,
                     message=str(exc),
                     file=str(file),
                     hint=(

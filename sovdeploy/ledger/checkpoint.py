@@ -6,11 +6,12 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from sovdeploy.errors import LedgerError
 from sovdeploy.ledger import merkle
 from sovdeploy.ledger.note import Note, Signature, Signer, parse, sign_text
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LedgerError, ValueError):
     """A checkpoint's text is malformed."""
 
 

@@ -16,8 +16,8 @@ from sovdeploy.errors import LedgerError
 from sovdeploy.fsutil import atomic_write
 from sovdeploy.ledger import proof, records, tiles
 from sovdeploy.ledger.checkpoint import SignedCheckpoint
-from sovdeploy.ledger.log import CHECKPOINT_FILE, Log, Writer
-from sovdeploy.ledger.note import NoteError, Signer, Verifier
+from sovdeploy.ledger.log import CHECKPOINT_FILE, Log, LogError, Writer
+from sovdeploy.ledger.note import Signer, Verifier
 from sovdeploy.ledger.proof import Receipt
 
 SOURCE = "orchestrator"
@@ -35,6 +35,19 @@ def key_paths(state_root: Path) -> tuple[Path, Path]:
     return state_root / "keys" / "ledger.key", state_root / "keys" / "ledger.pub"
 
 
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Say what to do when a file of the ledger at ``path`` cannot be read."""
+    try:
+        yield
+    except (LogError, ValueError) as exc:  # the formats' errors (NoteError, ...) and JSON's
+        what = str(exc) if isinstance(exc, LogError) else f"{path} is damaged: {exc}"
+        raise LedgerError(
+            f"{what}. `sovdeploy audit verify` says what is wrong; the log host holds what "
+            "was forwarded. Keep the ledger as evidence and move it aside to start a new one"
+        ) from None
+
+
 def signer_file(private: Path, name: str, *, create: bool) -> tuple[Signer, bool]:
     """The signing key in ``private``, checked to sign for ``name``, and whether it is new.
 
@@ -43,8 +56,11 @@ def signer_file(private: Path, name: str, *, create: bool) -> tuple[Signer, bool
     if private.exists():
         try:
             signer = Signer.parse(private.read_text())
-        except NoteError as exc:
-            raise LedgerError(f"{private}: {exc}") from None
+        except ValueError as exc:  # NoteError, or not text at all
+            raise LedgerError(
+                f"{private} is damaged ({exc}); restore it from a backup of the state dir, "
+                "or move it and the ledger aside to start a new ledger"
+            ) from None
         if signer.name != name:
             raise LedgerError(f"{private} signs for {signer.name}, not for {name}")
         return signer, False
@@ -73,15 +89,22 @@ def load_verifier(state_root: Path) -> Verifier:
         return Verifier.parse(public.read_text())
     except FileNotFoundError:
         raise LedgerError(f"this deployment has no ledger key yet ({public})") from None
+    except ValueError as exc:  # NoteError, or not text at all
+        raise LedgerError(
+            f"{public} is damaged ({exc}); an auditor checks with the key they were given: "
+            "`sovdeploy audit verify --key FILE`"
+        ) from None
 
 
 @contextlib.contextmanager
 def open_ledger(state_root: Path, deployment: str) -> Iterator[records.Ledger]:
     """Open the orchestrator's ledger for appending; sign a final checkpoint on exit."""
     signer = load_signer(state_root, deployment, create=True)
-    log = Log(ledger_dir(state_root), origin(deployment), signer)
+    with _reading(ledger_dir(state_root)):
+        log = Log(ledger_dir(state_root), origin(deployment), signer)
     try:
-        writer = Writer(log)
+        with _reading(ledger_dir(state_root)):
+            writer = Writer(log)
         try:
             yield records.Ledger(writer, SOURCE)
         finally:
@@ -95,7 +118,8 @@ def latest(state_root: Path) -> SignedCheckpoint:
     data = tiles.directory_reader(root)(CHECKPOINT_FILE)
     if data is None:
         raise LedgerError(f"{root} has no checkpoint yet")
-    return SignedCheckpoint.parse(data)
+    with _reading(root / CHECKPOINT_FILE):
+        return SignedCheckpoint.parse(data)
 
 
 def entries(state_root: Path) -> Iterator[bytes]:
@@ -109,7 +133,9 @@ def indexed_entries(state_root: Path, start: int = 0) -> Iterator[tuple[int, byt
     size = latest(state_root).checkpoint.size
     reader = tiles.TileReader(tiles.directory_reader(ledger_dir(state_root)), size)
     for index in range(start, size):
-        yield index, reader.entry(index)
+        with _reading(ledger_dir(state_root) / "tile"):
+            entry = reader.entry(index)
+        yield index, entry
 
 
 def prove(state_root: Path, index: int) -> Receipt:
@@ -121,4 +147,7 @@ def prove(state_root: Path, index: int) -> Receipt:
     try:
         return proof.prove(tiles.directory_reader(root), index, cp)
     except (tiles.TileError, proof.ReceiptError) as exc:
-        raise LedgerError(f"cannot prove entry {index}: {exc}") from None
+        raise LedgerError(
+            f"cannot prove entry {index} from the ledger in {root}: {exc}; "
+            "`sovdeploy audit verify` says what is wrong"
+        ) from None

@@ -129,20 +129,25 @@ class Log:
         path = self.root / CHECKPOINT_FILE
         if not path.exists():
             return None
-        return SignedCheckpoint.parse(path.read_bytes())
+        try:
+            return SignedCheckpoint.parse(path.read_bytes())
+        except ValueError as exc:
+            raise LogError(f"{path} is damaged: {exc}") from None
 
     # -- recovery -------------------------------------------------------------------
 
     def _recover(self) -> None:
         state_path = self.root / STATE_FILE
         if state_path.exists():
-            state = json.loads(state_path.read_text())
-            if state.get("origin") != self.origin:
-                raise LogError(
-                    f"{self.root} holds the log {state.get('origin')!r}, not {self.origin!r}"
-                )
-            self._full = int(state["full"])
-            hashes = [base64.b64decode(h) for h in state["range"]]
+            try:
+                state = json.loads(state_path.read_text())
+                origin = state.get("origin")
+                full, hashes = int(state["full"]), [base64.b64decode(h) for h in state["range"]]
+            except (ValueError, AttributeError, KeyError, TypeError) as exc:
+                raise LogError(f"{state_path} is damaged: {exc!r}") from None
+            if origin != self.origin:
+                raise LogError(f"{self.root} holds the log {origin!r}, not {self.origin!r}")
+            self._full = full
             self._range = merkle.CompactRange(self._full, hashes)
         self._rebuild_upper()
         # Redo what the crash interrupted: finish every bundle the write-ahead log holds

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
+from sovdeploy.errors import LedgerError
+
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
 
 
-class ProofError(ValueError):
+class ProofError(LedgerError, ValueError):
     """A proof does not verify, or was asked for an impossible range."""
 
 

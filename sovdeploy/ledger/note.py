@@ -23,6 +23,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from sovdeploy.errors import LedgerError
+
 ED25519 = 0x01
 COSIGNATURE_V1 = 0x04
 _DASH = "\u2014 "
@@ -30,7 +32,7 @@ _DASH = "\u2014 "
 MAX_SIGNATURES = 100
 
 
-class NoteError(ValueError):
+class NoteError(LedgerError, ValueError):
     """A note, key or signature is malformed or does not verify."""
 
 

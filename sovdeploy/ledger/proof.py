@@ -11,13 +11,14 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from sovdeploy.errors import LedgerError
 from sovdeploy.ledger import merkle, note, tiles
 from sovdeploy.ledger.checkpoint import SignedCheckpoint
 
 HEADER = "c2sp.org/tlog-proof@v1"
 
 
-class ReceiptError(ValueError):
+class ReceiptError(LedgerError, ValueError):
     """A receipt is malformed or does not verify."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import rfc8785
 
+from sovdeploy.errors import LedgerError
 from sovdeploy.fsutil import atomic_write
 from sovdeploy.ledger import tiles
 from sovdeploy.ledger.log import Writer
@@ -30,7 +31,7 @@ from sovdeploy.ledger.log import Writer
 BLOB_DIR = "blobs"
 
 
-class RecordError(ValueError):
+class RecordError(LedgerError, ValueError):
     """A record cannot be encoded (a value JSON cannot hold, a reserved field)."""
 
 

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from sovdeploy.errors import LedgerError
 from sovdeploy.ledger import merkle
 
 TILE_HEIGHT = 8
@@ -22,7 +23,7 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_ENTRY_SIZE = 0xFFFF
 
 
-class TileError(ValueError):
+class TileError(LedgerError, ValueError):
     """A tile or bundle is missing or malformed."""
 
 

@@ -21,7 +21,7 @@ from markdown_it import MarkdownIt
 
 from sovdeploy import __version__, policy
 from sovdeploy.findings import Finding
-from sovdeploy.fsutil import atomic_write
+from sovdeploy.fsutil import atomic_write, read_json
 from sovdeploy.model import Deployment
 from sovdeploy.runbook import facts as facts_mod
 from sovdeploy.runbook import register, sbom, stores, topology
@@ -343,5 +343,7 @@ def load_drill(directory: Path) -> dict[str, Any] | None:
     path = directory / "drill.json"
     if not path.exists():
         return None
-    loaded: dict[str, Any] = json.loads(path.read_text())
+    loaded: dict[str, Any] = read_json(
+        path, "run `sovdeploy exit-drill` again, or move the file away to leave the drill out"
+    )
     return loaded

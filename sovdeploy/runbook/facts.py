@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sovdeploy import secrets
-from sovdeploy.fsutil import atomic_write
+from sovdeploy.fsutil import atomic_write, read_json
 from sovdeploy.model import Deployment
 from sovdeploy.runbook.stores import LOG_HOST_LEDGER, DataStore
 from sovdeploy.state import StateDir, now
@@ -116,7 +116,9 @@ def load(state: StateDir) -> dict[str, Any] | None:
     path = state.root / "runbook" / FACTS
     if not path.exists():
         return None
-    loaded: dict[str, Any] = json.loads(path.read_text())
+    loaded: dict[str, Any] = read_json(
+        path, "run `sovdeploy runbook` without --no-gather to read the hosts again"
+    )
     return loaded
 
 
