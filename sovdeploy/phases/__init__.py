@@ -148,6 +148,39 @@ def select(
             yield phase, needed
 
 
+@dataclass(frozen=True)
+class PhaseStatus:
+    """What `status` says of a phase: the same rule `up` follows to choose what to run."""
+
+    phase: str
+    status: str
+    finished: str | None
+    run: str | None
+
+
+def status(done: dict[str, PhaseRecord], digest: str) -> list[PhaseStatus]:
+    """Each phase's state, and whether the next ``up`` runs it again, by :func:`select`."""
+    rows = []
+    for phase, needed in select(done, digest, None, None):
+        rec = done.get(phase.name)
+        if rec is None:
+            label = "pending"
+        elif rec.digest != digest:
+            label = "stale (inputs changed)"
+        elif rec.status != "done":
+            label = rec.status
+        elif needed and not phase.always:
+            label = "done; runs again (an earlier phase runs)"
+        else:
+            label = "done"
+        rows.append(
+            PhaseStatus(
+                phase.name, label, rec.finished if rec else None, rec.run_id if rec else None
+            )
+        )
+    return rows
+
+
 def up(ctx: Context, start: str | None = None, only: str | None = None) -> list[str]:
     """Run the selected phases in order; return the names of those run."""
     digest = source_digest(ctx.inventory)

@@ -99,3 +99,20 @@ def test_from_and_only_together_are_refused_before_anything_is_touched(tmp_path)
     assert result.exit_code == 2, result.output
     assert "--from and --only cannot be used together" in result.output
     assert not (inventory / ".sovdeploy").exists()
+
+
+def test_status_says_what_the_next_up_runs():
+    from sovdeploy.phases import status
+
+    done = done_up_to(PHASE_NAMES[-1])
+    assert {r.status for r in status(done, "d1")} == {"done"}
+    done["provision"] = PhaseRecord("done", "t", "r", "other-digest")
+    done["verify"] = PhaseRecord("failed", "t", "r", "d1")
+    rows = {r.phase: r.status for r in status(done, "d1")}
+    assert rows["preflight"] == "done"
+    assert rows["provision"] == "stale (inputs changed)"
+    assert rows["verify"] == "failed"
+    # Every later phase is done, and `up` runs it again all the same: status says so.
+    again = [name for name, label in rows.items() if label.startswith("done; runs again")]
+    assert again == [n for n in PHASE_NAMES[2:] if n != "verify"]
+    assert again == [n for n in needed(done) if n not in {"preflight", "provision", "verify"}]

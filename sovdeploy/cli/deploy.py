@@ -1,0 +1,237 @@
+"""Commands that act on a deployment: up, plan, status, down, verify, runbook, exit-drill."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from sovdeploy import inventory as inv
+from sovdeploy import options, phases, session, views
+from sovdeploy.cli.base import err, handle_errors, main, out
+from sovdeploy.errors import (
+    UsageError,
+)
+from sovdeploy.runbook import drill
+from sovdeploy.runbook.write import write_runbook
+from sovdeploy.state import StateDir
+
+
+@main.command()
+@options.inventory
+@options.from_phase
+@options.only_phase
+@options.verbose
+@handle_errors
+def up(inventory: Path, from_phase: str | None, only_phase: str | None, verbose: int) -> None:
+    """Bring the deployment to the state the inventory describes, phase by phase.
+
+    Resumes after the last phase completed with the same inputs.
+    """
+    if from_phase is not None and only_phase is not None:
+        raise UsageError(
+            "--from and --only cannot be used together: --from runs that phase and every "
+            "later one, --only runs that phase alone; give one of them"
+        )
+    with session.open_session(
+        inventory, verbose, "up", secrets="create", console=out, err=err
+    ) as ctx:
+        ran = phases.up(ctx, start=from_phase, only=only_phase)
+    changed = [p for p in ran if p != "preflight"]
+    out.print(
+        f"[green]up to date[/green]: {ctx.deployment.name}"
+        + (f" (ran {', '.join(changed)})" if changed else " (nothing to do)")
+    )
+
+
+@main.command()
+@options.inventory
+@options.verbose
+@handle_errors
+def plan(inventory: Path, verbose: int) -> None:
+    """Show what Terraform and Ansible would change; change nothing."""
+    with session.open_session(inventory, verbose, "plan", console=out, err=err) as ctx:
+        phases.plan(ctx)
+
+
+@main.command()
+@options.inventory
+@options.as_json
+@handle_errors
+def status(inventory: Path, as_json: bool) -> None:
+    """Show each phase and each host of the deployment."""
+    loaded = inv.load(inventory)
+    state = StateDir(loaded.path)
+    rows = [row.__dict__ for row in phases.status(state.phases(), phases.source_digest(loaded))]
+    addresses = state.provisioned_addresses()
+    hosts: list[dict[str, Any]] = [
+        {
+            "host": h.name,
+            "site": h.site,
+            "country": loaded.deployment.settings.sites[h.site].country,
+            "roles": list(h.roles),
+            "address": addresses.get(h.name, h.address),
+        }
+        for h in loaded.deployment.hosts
+    ]
+    cluster = _cluster_status(loaded, state)
+    if as_json:
+        report: dict[str, Any] = {
+            "deployment": loaded.deployment.name,
+            "phases": rows,
+            "hosts": hosts,
+        }
+        if cluster is not None:
+            report["kubernetes"] = cluster
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"{loaded.deployment.name}: phases")
+    for col in ("phase", "status", "finished", "run"):
+        table.add_column(col)
+    for r in rows:
+        style = "green" if r["status"] == "done" else "yellow"
+        table.add_row(
+            r["phase"], f"[{style}]{r['status']}[/{style}]", r["finished"] or "-", r["run"] or "-"
+        )
+    out.print(table)
+    htable = Table(title="hosts")
+    for col in ("host", "site", "country", "roles", "address"):
+        htable.add_column(col)
+    for h in hosts:
+        htable.add_row(
+            h["host"], h["site"], h["country"], ", ".join(h["roles"]), h["address"] or "-"
+        )
+    out.print(htable)
+    if cluster is not None:
+        views.render_cluster(cluster, out)
+
+
+def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, Any] | None:
+    """The Kubernetes nodes' readiness through the operator's kubeconfig; None without k8s."""
+    from sovdeploy.kubernetes import client as kube
+
+    d = loaded.deployment
+    if not (d.hosts_in("k8s_control") or d.hosts_in("k8s_worker")):
+        return None
+    config = state.kubeconfig
+    found: dict[str, Any] = {"kubeconfig": str(config)}
+    if not config.exists():
+        found["error"] = "no kubeconfig yet: the kubernetes phase writes it"
+        return found
+    try:
+        found["nodes"] = [n.as_dict() for n in kube.nodes(config)]
+    except kube.KubeError as exc:
+        found["error"] = str(exc)
+    return found
+
+
+@main.command()
+@options.inventory
+@options.yes
+@options.verbose
+@handle_errors
+def down(inventory: Path, yes: bool, verbose: int) -> None:
+    """Destroy everything the provision phase created (asks first)."""
+    loaded = inv.load(inventory)
+    names = ", ".join(h.name for h in loaded.deployment.hosts)
+    if not yes and not click.confirm(
+        f"Destroy the hosts of '{loaded.deployment.name}' ({names})?", default=False
+    ):
+        err.print("aborted; nothing was destroyed")
+        sys.exit(1)
+    with session.open_session(
+        inventory, verbose, "down", secrets="skip", console=out, err=err
+    ) as ctx:
+        phases.down(ctx)
+    out.print(f"[green]down[/green]: {loaded.deployment.name}")
+
+
+@main.command()
+@click.argument("target", type=click.Choice(["openstack", "kubernetes"]), default="openstack")
+@options.inventory
+@options.verbose
+@handle_errors
+def verify(target: str, inventory: Path, verbose: int) -> None:
+    """Check the cloud as a new user would, through its API; clean up after.
+
+    openstack (the default): token, catalog, a locally built image, flavor, network,
+    subnet, router, port, a server that boots, a volume attached to it. Each check
+    prints pass or fail with its time. Also the last phase of `up`.
+
+    kubernetes: every [Conformance] test, run with hydrophone from the mirror against the
+    cluster; writes the cncf/k8s-conformance bundle into the state dir and its digest into
+    the ledger. Refuses while the artifact manifest does not pin the suite (it does not
+    yet), saying what is missing.
+    """
+    if target == "kubernetes":
+        from sovdeploy.kubernetes import artifacts as mirror
+        from sovdeploy.kubernetes import conformance
+
+        conformance.require_pins(mirror.load())
+        with session.open_session(
+            inventory, verbose, "verify-kubernetes", console=out, err=err
+        ) as ctx:
+            out_dir = conformance.run(ctx, ctx.state.kubeconfig)
+        out.print(f"[green]conformant[/green]: {ctx.deployment.name}; the bundle is in {out_dir}")
+        return
+    with session.open_session(inventory, verbose, "verify", console=out, err=err) as ctx:
+        phases.up(ctx, only="verify")
+    out.print(f"[green]verified[/green]: {ctx.deployment.name}")
+
+
+@main.command()
+@options.inventory
+@click.option(
+    "--no-gather",
+    is_flag=True,
+    help="Render again from the facts gathered last time, without reading the hosts.",
+)
+@options.verbose
+@handle_errors
+def runbook(inventory: Path, no_gather: bool, verbose: int) -> None:
+    """Write the exit and portability runbook into the state dir (also the last phase of `up`).
+
+    Reads every host's data stores, packages and images (read-only), then writes
+    runbook.md, runbook.html (one self-contained page), topology.svg, sbom.cdx.json
+    (CycloneDX), register.json (DORA's register of third parties) and attestation.json
+    into <inventory>/.sovdeploy/runbook/, and their SHA-256 into the ledger. The same
+    facts give the same bytes: --no-gather renders again from the last facts.
+    """
+    with session.open_session(inventory, verbose, "runbook", console=out, err=err) as ctx:
+        paths = write_runbook(ctx, gather=not no_gather)
+    out.print(f"[green]runbook[/green]: {paths[0].parent}")
+    for path in paths:
+        out.print(f"  {path.name}")
+
+
+@main.command("exit-drill")
+@options.inventory
+@click.option(
+    "--target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory the exports go to (default: <inventory>/.sovdeploy/exit/<drill-id>/).",
+)
+@options.verbose
+@handle_errors
+def exit_drill(inventory: Path, target: Path | None, verbose: int) -> None:
+    """Run the runbook's exports, check every file, and restore some on a fresh host.
+
+    Exports every data store with the runbook's own commands (each file under a
+    temporary name until its SHA-256 is checked on this machine), restores a database
+    dump, an image and a volume on a new sandbox container to prove them usable, and
+    writes the measured sizes, times, RTO and RPO into the runbook and the ledger.
+    Where the cloud holds no image or volume, a small canary is made through the APIs
+    and deleted afterwards. Fails if any store cannot be read or any step fails.
+    """
+    with session.open_session(inventory, verbose, "exit-drill", console=out, err=err) as ctx:
+        record = drill.run(ctx, target)
+    out.print(
+        f"[green]exit drill passed[/green]: {record['exported']} file(s), "
+        f"{record['restored']} restore(s) proven, RTO {record['rto_seconds']} s, "
+        f"RPO {record['rpo_seconds']} s; exports in {record['target']}"
+    )

@@ -1,0 +1,109 @@
+"""`sovdeploy mirror`: the pinned Kubernetes artifacts and the inventory's mirrors of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from sovdeploy import inventory as inv
+from sovdeploy import options
+from sovdeploy.cli.base import handle_errors, main, out
+
+
+@main.group()
+def mirror() -> None:
+    """The Kubernetes artifacts, pinned by digest, and the inventory's mirrors of them."""
+
+
+def _artifact_json(artifact: Any, url: str | None) -> dict[str, Any]:
+    return {**artifact.model_dump(mode="json", by_alias=True), "mirror_url": url}
+
+
+@mirror.command("list")
+@options.inventory
+@options.as_json
+@handle_errors
+def mirror_list(inventory: Path, as_json: bool) -> None:
+    """Print every artifact: version, digest, upstream origin, and where the mirror must hold it.
+
+    An operator fills an in-jurisdiction mirror from this list; the roles install
+    nothing else.
+    """
+    from sovdeploy.kubernetes import artifacts as mir
+
+    manifest = mir.load()
+    mirrors = mir.sources(inv.load(inventory).deployment)
+    if as_json:
+        doc = {
+            "kubernetes_version": manifest.kubernetes_version,
+            "artifacts": [_artifact_json(a, mir.location(a, mirrors)) for a in manifest.artifacts],
+        }
+        out.print_json(data=doc)
+        return
+    out.print(f"Kubernetes {manifest.kubernetes_version}: {len(manifest.artifacts)} artifact(s)")
+    for a in manifest.artifacts:
+        out.print(f"{a.kind:<5} {a.name} {a.version} (for {a.needed_on}) {a.digest}", markup=False)
+        out.print(f"      upstream: {a.origin}", markup=False)
+        out.print(
+            f"      mirror:   {mir.location(a, mirrors) or '(no source of this kind)'}",
+            markup=False,
+        )
+
+
+@mirror.command("check")
+@options.inventory
+@click.option(
+    "--only", "names", multiple=True, metavar="NAME", help="Check only this artifact; repeat."
+)
+@click.option(
+    "--all", "check_all", is_flag=True, help="Check the whole manifest, not what the hosts need."
+)
+@handle_errors
+def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> None:
+    """Verify that the inventory's mirrors hold each artifact with its pinned digest.
+
+    Touches no host. Every artifact is fetched and hashed (debs are also looked up in
+    their suite's Packages index); a missing or wrong one fails the check. `up` runs
+    the same check in its preflight when the inventory has Kubernetes hosts.
+    """
+    from sovdeploy.kubernetes import artifacts as mir
+
+    deployment = inv.load(inventory).deployment
+    manifest = mir.load()
+    if names:
+        artifacts = [manifest.get(n) for n in names]
+    elif check_all:
+        artifacts = list(manifest.artifacts)
+    else:
+        artifacts = mir.needed(manifest, deployment)
+    if not artifacts:
+        out.print(f"{deployment.name} has no Kubernetes hosts: no artifact to check")
+        return
+    results = check_mirrors(artifacts, mir.sources(deployment), out)
+    mir.require_all(results)
+    out.print(f"[green]mirrors hold all {len(results)} artifact(s)[/green], digests verified")
+
+
+def check_mirrors(artifacts: list[Any], mirrors: dict[Any, str], console: Console) -> list[Any]:
+    """Run the mirror check with a line per artifact and a spinner while one downloads."""
+    from sovdeploy.kubernetes import artifacts as mir
+
+    with console.status("") as status:
+
+        def start(artifact: mir.Artifact) -> None:
+            status.update(f"fetching {artifact.kind} {artifact.name} {artifact.version}")
+
+        def done(r: mir.CheckResult) -> None:
+            mark = "[green]ok[/green]  " if r.ok else "[red]FAIL[/red]"
+            console.print(
+                f"{mark} {r.artifact.kind:<5} {escape(r.artifact.name)} "
+                f"{escape(r.artifact.version)}: {escape(r.detail)}"
+            )
+            if not r.ok and r.url:
+                console.print(f"       {escape(r.url)}", style="dim")
+
+        return mir.check(artifacts, mirrors, on_result=done, on_start=start)
