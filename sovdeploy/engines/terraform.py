@@ -61,7 +61,6 @@ class Workspace:
         workdir: directory holding the generated ``main.tf.json``, the plan and local state.
         module: path of the module under ``terraform/modules``.
         inputs: values for the module's variables, written literally into the root module.
-        sensitive: values passed only through ``TF_VAR_*`` in the environment, never on disk.
         backend: backend type and settings; ``local`` keeps state in ``workdir``.
         plugin_mirror: filesystem mirror of providers, or None when the module needs none.
         env: more environment for Terraform (where a provider finds its configuration).
@@ -71,10 +70,8 @@ class Workspace:
     workdir: Path
     module: Path
     inputs: Mapping[str, Any]
-    sensitive: Mapping[str, Any] = field(default_factory=dict)
     backend: tuple[str, Mapping[str, Any]] = ("local", {})
     plugin_mirror: Path | None = None
-    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -109,18 +106,12 @@ def write_root(ws: Workspace) -> None:
     ws.workdir.mkdir(parents=True, exist_ok=True)
     kind, settings = ws.backend
     backend = {"path": "terraform.tfstate"} if kind == "local" else dict(settings)
-    variables = {name: {"type": "any", "sensitive": True} for name in ws.sensitive}
     module: dict[str, Any] = {"source": str(ws.module), **ws.inputs}
-    module.update({name: f"${{var.{name}}}" for name in ws.sensitive})
     root: dict[str, Any] = {
         "terraform": {"backend": {kind: backend}},
         "module": {"this": module},
         "output": {"this": {"value": "${module.this}", "sensitive": False}},
     }
-    if variables:
-        root["variable"] = variables
-    if ws.providers:
-        root["provider"] = dict(ws.providers)
     (ws.workdir / "main.tf.json").write_text(json.dumps(root, indent=2, sort_keys=True) + "\n")
     # No `direct` block: providers come from the declared mirror or not at all.
     mirror = ws.plugin_mirror
@@ -143,8 +134,6 @@ def _env(ws: Workspace) -> dict[str, str]:
         CHECKPOINT_DISABLE="1",
     )
     env.update(ws.env)
-    for name, value in ws.sensitive.items():
-        env[f"TF_VAR_{name}"] = json.dumps(value)
     return env
 
 

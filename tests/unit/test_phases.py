@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def test_status_before_any_run_shows_pending_phases(inventory_copy):
     inv = inventory_copy("minimal")
     result = CliRunner().invoke(main, ["status", "--json", "-i", str(inv)])
     assert result.exit_code == 0, result.output
-    assert '"status": "pending"' in result.output
+    rows = json.loads(result.output)["phases"]
+    assert [r["phase"] for r in rows] == list(PHASE_NAMES)
+    assert {r["status"] for r in rows} == {"pending"}
 
 
 def test_from_and_only_together_are_refused_before_anything_is_touched(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -67,21 +68,13 @@ def test_providers_come_only_from_the_mirror(tmp_path):
     assert root["terraform"]["backend"] == {"local": {"path": "terraform.tfstate"}}
 
 
-def test_sensitive_inputs_never_reach_disk(tmp_path):
-    ws = sandbox_ws(tmp_path)
-    ws.sensitive = {"secret_thing": {"password": "s3cr3t-value"}}
-    terraform.write_root(ws)
-    for f in ws.workdir.rglob("*"):
-        if f.is_file():
-            assert "s3cr3t-value" not in f.read_text()
-
-
 def test_invalid_input_raises_with_command_and_output(tmp_path):
     ws = sandbox_ws(tmp_path, subnet="fd00::/64")
     terraform.init(ws)
     with pytest.raises(TerraformError) as exc:
         terraform.plan(ws)
-    assert "terraform plan" in str(exc.value) or "plan" in exc.value.cmd
+    assert exc.value.cmd[1:2] == ["plan"], exc.value.cmd
+    assert shlex.join(exc.value.cmd) in str(exc.value)
     assert "subnet must be an IPv4 CIDR" in exc.value.output_tail.replace("\n", " ")
 
 
