@@ -13,12 +13,13 @@ INVENTORY ?= inventories/sandbox
 APT_PACKAGES := podman runc debootstrap netavark aardvark-dns iptables qemu-system-x86 qemu-utils openssh-client python3-venv git docker-registry dpkg-dev graphviz
 APT_CACHE := /var/cache/sovdeploy/apt
 
-.PHONY: help deps venv image up down test lint unit terraform-test molecule molecule-long integration bench bench-up clean
+.PHONY: help deps venv image up down test lint docs unit terraform-test molecule molecule-long integration bench bench-up clean
 
 help:
 	@echo "make up    install what is needed, build the sandbox image, run sovdeploy up on $(INVENTORY)"
 	@echo "make test  everything CI runs: lint, unit, terraform tests, molecule, sandbox integration"
 	@echo "make down  destroy the sandbox hosts"
+	@echo "make docs  build the documentation site into .cache/site"
 	@echo "make bench time sovdeploy validate (10, 100, 1000 hosts) and the ledger (append, verify, proofs)"
 	@echo "make bench-up  re-deploy the sandbox: cold up per phase, second up, bare apt-get install"
 
@@ -59,6 +60,11 @@ lint: venv
 	yamllint -s .
 	ansible-lint --profile production
 	terraform fmt -check -recursive terraform
+
+# The documentation site (MkDocs), into .cache/site; a warning (a broken link, a page left
+# out of the navigation) fails the build.
+docs: venv
+	mkdocs build --strict
 
 unit: venv
 	pytest -q tests/unit
@@ -104,7 +110,7 @@ molecule-long: image
 integration: image
 	pytest -q tests/integration/test_sandbox.py
 
-test: image lint
+test: image lint docs
 	pytest tests
 	$(MAKE) molecule
 

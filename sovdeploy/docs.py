@@ -1,8 +1,9 @@
-"""The README's reference sections, generated so that they cannot drift.
+"""The documentation's reference pages, generated so that they cannot drift.
 
-The inventory reference comes from the model, the role reference from each role's
-``meta/argument_specs.yml``. ``python -m sovdeploy.docs`` rewrites both in the
-README; a test checks the README holds exactly what would be written.
+The inventory reference (``docs/reference/inventory.md``) comes from the model, the role
+reference (``docs/reference/roles.md``) from each role's ``meta/argument_specs.yml``.
+``python -m sovdeploy.docs`` rewrites their generated parts; a test checks the pages hold
+exactly what would be written.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def role_reference(roles_dir: Path) -> str:
         entries = yaml.safe_load(spec_file.read_text(encoding="utf-8"))["argument_specs"]
         defaults = yaml.safe_load((roles_dir / role / "defaults" / "main.yml").read_text()) or {}
         main = entries.get("main", {})
-        lines += [f"#### `{role}`", "", _cell(main.get("short_description", "")), ""]
+        lines += [f"## `{role}`", "", _cell(main.get("short_description", "")), ""]
         lines += ["| variable | type | default | description |", "|---|---|---|---|"]
         seen: set[str] = set()
         for entry, spec in entries.items():
@@ -143,15 +144,24 @@ def _splice(text: str, begin: str, end: str, block: str) -> str:
     return text[:start] + block + text[stop:]
 
 
-def readme(root: Path) -> str:
-    """The README with both generated sections brought up to date."""
-    text = (root / "README.md").read_text(encoding="utf-8")
-    text = _splice(text, BEGIN, END, reference())
-    return _splice(text, ROLES_BEGIN, ROLES_END, role_reference(root / "roles"))
+#: Each generated page, under the checkout, with the block generated in it.
+PAGES = {
+    Path("docs/reference/inventory.md"): (BEGIN, END),
+    Path("docs/reference/roles.md"): (ROLES_BEGIN, ROLES_END),
+}
+
+
+def pages(root: Path) -> dict[Path, str]:
+    """Each generated page as it should read, with its generated block brought up to date."""
+    blocks = {BEGIN: reference(), ROLES_BEGIN: role_reference(root / "roles")}
+    return {
+        page: _splice((root / page).read_text(encoding="utf-8"), begin, end, blocks[begin])
+        for page, (begin, end) in PAGES.items()
+    }
 
 
 if __name__ == "__main__":
     from sovdeploy.paths import project_root
 
-    root = project_root()
-    (root / "README.md").write_text(readme(root), encoding="utf-8")
+    for page, text in pages(project_root()).items():
+        (project_root() / page).write_text(text, encoding="utf-8")

@@ -1,8 +1,8 @@
 """Typed model of a deployment, built from an Ansible inventory by ``sovdeploy.inventory``.
 
 Every ``sovdeploy_*`` variable an inventory may set is a field here; the field
-names (minus the prefix) are the variable names, so the inventory reference in
-the README is generated from this module and cannot drift from it.
+names (minus the prefix) are the variable names, so the inventory reference
+(docs/reference/inventory.md) is generated from this module and cannot drift from it.
 """
 
 from __future__ import annotations
