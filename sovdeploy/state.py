@@ -27,6 +27,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -52,9 +53,18 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+class PhaseState(StrEnum):
+    """Where a phase stands in the state file."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
 @dataclass
 class PhaseRecord:
-    status: str
+    status: PhaseState
     finished: str | None = None
     run_id: str | None = None
     digest: str | None = None
@@ -135,8 +145,11 @@ class StateDir:
 
     def phases(self) -> dict[str, PhaseRecord]:
         try:
-            return {name: PhaseRecord(**rec) for name, rec in self.load()["phases"].items()}
-        except TypeError as exc:
+            return {
+                name: PhaseRecord(**{**rec, "status": PhaseState(rec["status"])})
+                for name, rec in self.load()["phases"].items()
+            }
+        except (TypeError, KeyError, ValueError) as exc:
             raise StateFileError(self.state_file, str(exc), _STATE_REMEDY) from None
 
     def mark(self, phase: str, record: PhaseRecord) -> None:
@@ -193,8 +206,38 @@ class StateDir:
                     fcntl.flock(fh, fcntl.LOCK_UN)
 
     @staticmethod
+    def _lock_holder(fh: IO[str], path: Path) -> str:
+        """What the lock's holder is waiting for, or "" while its note is being rewritten.
+
+        Raises:
+            UsageError: when the holder is a command that is still running.
+
+        """
+        fh.seek(0)
+        try:
+            note = json.loads(fh.read() or "{}")
+        except json.JSONDecodeError:
+            note = {}
+        holder = note.get("pid")
+        if not isinstance(holder, int):
+            return ""  # the guard is rewriting it
+        who = f"run {note.get('run', '?')} (`sovdeploy {note.get('command', '?')}`)"
+        if note.get("stopping"):
+            waiting = ", ".join(f"{pid} ({comm})" for pid, comm in note["waiting_for"])
+            return (
+                f"{who} ended without finishing; waiting for its guard (pid "
+                f"{note.get('guard')}) to stop its processes: {waiting or 'none left'}"
+            )
+        if read_proc(holder) is None:  # killed: its guard is taking over the lock
+            return f"{who} ended without finishing; waiting for its guard to stop its processes"
+        raise UsageError(
+            f"another sovdeploy command, {who} with pid {holder}, holds {path}; "
+            "wait for it to finish"
+        )
+
+    @classmethod
     def _acquire(
-        fh: IO[str], path: Path, on_wait: Callable[[str], None] | None, wait_s: float
+        cls, fh: IO[str], path: Path, on_wait: Callable[[str], None] | None, wait_s: float
     ) -> None:
         deadline = time.monotonic() + wait_s
         said = ""
@@ -204,31 +247,10 @@ class StateDir:
                 return
             except BlockingIOError:
                 pass
-            fh.seek(0)
-            try:
-                note = json.loads(fh.read() or "{}")
-            except json.JSONDecodeError:
-                note = {}
-            who = f"run {note.get('run', '?')} (`sovdeploy {note.get('command', '?')}`)"
-            holder = note.get("pid")
-            # A holder that is gone was killed: its guard is taking over the lock.
-            gone = isinstance(holder, int) and read_proc(holder) is None
-            if not (note.get("stopping") or gone):
-                raise UsageError(
-                    f"another sovdeploy command, {who} with pid {note.get('pid', '?')}, "
-                    f"holds {path}; wait for it to finish"
-                ) from None
-            if note.get("stopping"):
-                waiting = ", ".join(f"{pid} ({comm})" for pid, comm in note["waiting_for"])
-                text = (
-                    f"{who} ended without finishing; waiting for its guard (pid "
-                    f"{note.get('guard')}) to stop its processes: {waiting or 'none left'}"
-                )
-            else:
-                text = f"{who} ended without finishing; waiting for its guard to stop its processes"
+            text = cls._lock_holder(fh, path)
             if time.monotonic() >= deadline:
-                raise UsageError(f"{text}; still there after {wait_s:g} s") from None
-            if on_wait is not None and text != said:
+                raise UsageError(f"{text or path}; still there after {wait_s:g} s") from None
+            if on_wait is not None and text and text != said:
                 on_wait(text)
                 said = text
             time.sleep(0.5)

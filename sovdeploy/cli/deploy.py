@@ -16,6 +16,9 @@ from sovdeploy.cli.base import err, handle_errors, main, out
 from sovdeploy.errors import (
     UsageError,
 )
+from sovdeploy.kubernetes import artifacts as mirror
+from sovdeploy.kubernetes import client as kube
+from sovdeploy.kubernetes import conformance
 from sovdeploy.runbook import drill
 from sovdeploy.runbook.write import write_runbook
 from sovdeploy.state import StateDir
@@ -112,8 +115,6 @@ def status(inventory: Path, as_json: bool) -> None:
 
 def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, Any] | None:
     """The Kubernetes nodes' readiness through the operator's kubeconfig; None without k8s."""
-    from sovdeploy.kubernetes import client as kube
-
     d = loaded.deployment
     if not (d.hosts_in("k8s_control") or d.hosts_in("k8s_worker")):
         return None
@@ -168,9 +169,6 @@ def verify(target: str, inventory: Path, verbose: int) -> None:
     yet), saying what is missing.
     """
     if target == "kubernetes":
-        from sovdeploy.kubernetes import artifacts as mirror
-        from sovdeploy.kubernetes import conformance
-
         conformance.require_pins(mirror.load())
         with session.open_session(
             inventory, verbose, "verify-kubernetes", console=out, err=err

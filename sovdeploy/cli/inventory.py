@@ -11,6 +11,8 @@ from rich.table import Table
 
 from sovdeploy import catalogue, options, policy, session, views
 from sovdeploy import inventory as inv
+from sovdeploy import sandbox as sb
+from sovdeploy import secrets as sec
 from sovdeploy.cli.base import err, handle_errors, main, out
 from sovdeploy.errors import (
     EXIT_INVALID,
@@ -21,6 +23,7 @@ from sovdeploy.findings import Finding, Severity
 from sovdeploy.hardware import facts as discover
 from sovdeploy.hardware import plan as hostplan
 from sovdeploy.hardware import preflight
+from sovdeploy.kubernetes import artifacts as mir
 from sovdeploy.state import StateDir
 from sovdeploy.steps import playbooks
 from sovdeploy.steps.credentials import apt_mirror
@@ -218,8 +221,6 @@ def secrets_generate(inventory: Path) -> None:
 
     Creates the vault password file (outside the repository) if there is none.
     """
-    from sovdeploy import secrets as sec
-
     loaded = inv.load(inventory)
     password_file = loaded.vault_password_file or sec.password_file(loaded.deployment.name)
     if sec.ensure_password_file(password_file):
@@ -236,8 +237,6 @@ def secrets_generate(inventory: Path) -> None:
 @handle_errors
 def secrets_list(inventory: Path) -> None:
     """List the secrets the roles need and whether the vault has each (never the values)."""
-    from sovdeploy import secrets as sec
-
     loaded = inv.load(inventory)
     vault = sec.vault_file(loaded.path)
     have: set[str] = set()
@@ -269,8 +268,6 @@ def extravars_accelerators(inventory: Path) -> None:
 @handle_errors
 def extravars_kubernetes() -> None:
     """kubernetes_artifacts, the pinned manifest by name (kubernetes)."""
-    from sovdeploy.kubernetes import artifacts as mir
-
     click.echo(json.dumps(mir.role_vars(mir.load()), indent=2, sort_keys=True))
 
 
@@ -289,8 +286,6 @@ def sandbox_image(inventory: Path, rebuild: bool) -> None:
     The container image always; the virtual machine image when sovdeploy_sandbox.vms
     names a host.
     """
-    from sovdeploy import sandbox as sb
-
     loaded = inv.load(inventory)
     mirror = apt_mirror(loaded.deployment)
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 from sovdeploy import inventory as inv
 from sovdeploy import options
 from sovdeploy.cli.base import handle_errors, main, out
+from sovdeploy.kubernetes import artifacts as mir
 
 
 @main.group()
@@ -33,8 +34,6 @@ def mirror_list(inventory: Path, as_json: bool) -> None:
     An operator fills an in-jurisdiction mirror from this list; the roles install
     nothing else.
     """
-    from sovdeploy.kubernetes import artifacts as mir
-
     manifest = mir.load()
     mirrors = mir.sources(inv.load(inventory).deployment)
     if as_json:
@@ -70,8 +69,6 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
     their suite's Packages index); a missing or wrong one fails the check. `up` runs
     the same check in its preflight when the inventory has Kubernetes hosts.
     """
-    from sovdeploy.kubernetes import artifacts as mir
-
     deployment = inv.load(inventory).deployment
     manifest = mir.load()
     if names:
@@ -88,10 +85,10 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
     out.print(f"[green]mirrors hold all {len(results)} artifact(s)[/green], digests verified")
 
 
-def check_mirrors(artifacts: list[Any], mirrors: dict[Any, str], console: Console) -> list[Any]:
+def check_mirrors(
+    artifacts: list[mir.Artifact], mirrors: dict[mir.ArtifactKind, str], console: Console
+) -> list[mir.CheckResult]:
     """Run the mirror check with a line per artifact and a spinner while one downloads."""
-    from sovdeploy.kubernetes import artifacts as mir
-
     with console.status("") as status:
 
         def start(artifact: mir.Artifact) -> None:

@@ -7,6 +7,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -15,12 +16,27 @@ import ansible_runner
 
 from sovdeploy.errors import AnsibleRunError, InterruptedRunError
 
+
+class TaskStatus(StrEnum):
+    """How a task ended on a host."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+
+    @property
+    def failed(self) -> bool:
+        return self in (TaskStatus.FAILED, TaskStatus.UNREACHABLE)
+
+
 #: ansible-runner event name → the status sovdeploy counts.
 _RESULT_EVENTS = {
-    "runner_on_ok": "ok",
-    "runner_on_failed": "failed",
-    "runner_on_unreachable": "unreachable",
-    "runner_on_skipped": "skipped",
+    "runner_on_ok": TaskStatus.OK,
+    "runner_on_failed": TaskStatus.FAILED,
+    "runner_on_unreachable": TaskStatus.UNREACHABLE,
+    "runner_on_skipped": TaskStatus.SKIPPED,
 }
 
 
@@ -28,7 +44,7 @@ _RESULT_EVENTS = {
 class TaskResult:
     host: str
     task: str
-    status: str
+    status: TaskStatus
     changed: bool
     message: str = ""
     #: For a task that wrote a file (template, copy): where, and its SHA-1 as Ansible reports it.
@@ -50,7 +66,7 @@ class PlaybookRun:
 
     @property
     def failures(self) -> list[TaskResult]:
-        return [r for r in self.results if r.status in ("failed", "unreachable")]
+        return [r for r in self.results if r.status.failed]
 
 
 @dataclass(frozen=True)
@@ -83,15 +99,15 @@ def _to_result(event: Mapping[str, Any]) -> TaskResult | None:
         return None
     data = event.get("event_data", {})
     res = data.get("res", {}) or {}
-    if status == "failed" and data.get("ignore_errors"):
-        status = "ok"
-    changed = bool(res.get("changed")) and status == "ok"
+    if status is TaskStatus.FAILED and data.get("ignore_errors"):
+        status = TaskStatus.OK
+    changed = bool(res.get("changed")) and status is TaskStatus.OK
     return TaskResult(
         host=str(data.get("host", "?")),
         task=str(data.get("task", "?")),
-        status="changed" if changed else status,
+        status=TaskStatus.CHANGED if changed else status,
         changed=changed,
-        message=_message(res) if status in ("failed", "unreachable") else "",
+        message=_message(res) if status.failed else "",
         dest=str(res.get("dest") or "") if res.get("checksum") else "",
         checksum=str(res.get("checksum") or ""),
     )

@@ -31,7 +31,7 @@ from sovdeploy.phases import (
     tenancy,
     verify,
 )
-from sovdeploy.state import PhaseRecord, now
+from sovdeploy.state import PhaseRecord, PhaseState, now
 from sovdeploy.steps import workspaces
 from sovdeploy.steps.playbooks import playbook_phase
 
@@ -142,7 +142,7 @@ def select(
             yield phase, started or phase.always
         else:
             rec = done.get(phase.name)
-            fresh = rec is not None and rec.status == "done" and rec.digest == digest
+            fresh = rec is not None and rec.status == PhaseState.DONE and rec.digest == digest
             needed = phase.always or cascade or not fresh
             cascade = cascade or (needed and not phase.always)
             yield phase, needed
@@ -167,7 +167,7 @@ def status(done: dict[str, PhaseRecord], digest: str) -> list[PhaseStatus]:
             label = "pending"
         elif rec.digest != digest:
             label = "stale (inputs changed)"
-        elif rec.status != "done":
+        elif rec.status != PhaseState.DONE:
             label = rec.status
         elif needed and not phase.always:
             label = "done; runs again (an earlier phase runs)"
@@ -192,16 +192,18 @@ def up(ctx: Context, start: str | None = None, only: str | None = None) -> list[
             continue
         # A phase that starts is no longer done until it ends: a failure or Ctrl-C
         # leaves it marked so, and the next run does it again.
-        ctx.state.mark(phase.name, PhaseRecord("running", None, ctx.run.id, digest))
+        ctx.state.mark(phase.name, PhaseRecord(PhaseState.RUNNING, None, ctx.run.id, digest))
         try:
             _run_phase(ctx, phase, phase.apply)
         except InterruptedRunError:
-            ctx.state.mark(phase.name, PhaseRecord("interrupted", now(), ctx.run.id, digest))
+            ctx.state.mark(
+                phase.name, PhaseRecord(PhaseState.INTERRUPTED, now(), ctx.run.id, digest)
+            )
             raise
         except Exception:
-            ctx.state.mark(phase.name, PhaseRecord("failed", now(), ctx.run.id, digest))
+            ctx.state.mark(phase.name, PhaseRecord(PhaseState.FAILED, now(), ctx.run.id, digest))
             raise
-        ctx.state.mark(phase.name, PhaseRecord("done", now(), ctx.run.id, digest))
+        ctx.state.mark(phase.name, PhaseRecord(PhaseState.DONE, now(), ctx.run.id, digest))
         ran.append(phase.name)
     return ran
 

@@ -10,7 +10,7 @@ from sovdeploy.kubernetes import artifacts, nodes
 from sovdeploy.steps.playbooks import playbook_phase
 
 
-def needed_artifacts(ctx: Context) -> list[Any]:
+def needed_artifacts(ctx: Context) -> list[artifacts.Artifact]:
 
     return artifacts.needed(artifacts.load(), ctx.deployment)
 

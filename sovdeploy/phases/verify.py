@@ -33,7 +33,7 @@ def _served_size(log_host: ledger_forward.Endpoint, wait: float = 60) -> int | s
 
 def _audit_trail_check(
     log_host: ledger_forward.Endpoint, start: int | str, server_id: str, timeout: float = 120
-) -> Any:
+) -> verify.Check:
     """The log host's ledger holds the CADF events of verify's requests for its server.
 
     ``start``: where the log ended before the requests, or why it could not be read.
@@ -74,7 +74,7 @@ def _audit_trail_check(
     )
 
 
-def _leak_check(ctx: Context, values: dict[str, Any]) -> Any:
+def _leak_check(ctx: Context, values: dict[str, Any]) -> verify.Check:
     """No generated secret appears in a run record, an ansible-runner artifact or the ledger."""
     started = time.monotonic()
     leaks = secrets.scan(ctx.state.root / "runs", values)
