@@ -308,23 +308,31 @@ def test_failed_playbook_names_host_and_task_and_resumes(sandbox):
     assert "baseline done" in fixed.stdout
 
 
-def test_ctrl_c_stops_cleanly_and_the_next_up_resumes(sandbox):
-    inv, _ = sandbox
+def up_in_a_playbook(
+    inv: Path, *args: str, start_new_session: bool = False
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start `sovdeploy up ARGS`; return once its playbook runs a task, with what it printed."""
     proc = subprocess.Popen(
-        [SOVDEPLOY, "up", "--only", "baseline", "-i", str(inv)],
+        [SOVDEPLOY, "up", *args, "-i", str(inv)],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        start_new_session=True,
+        start_new_session=start_new_session,
     )
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if "TASK" in line:  # the playbook is running: press Ctrl-C
-            os.killpg(proc.pid, signal.SIGINT)
-            break
+        if "TASK" in line:
+            return proc, seen
+    raise AssertionError("up ended before a playbook ran a task:\n" + "".join(seen))
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_up_resumes(sandbox):
+    inv, _ = sandbox
+    proc, seen = up_in_a_playbook(inv, "--only", "baseline", start_new_session=True)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it to the group
     rest = proc.communicate(timeout=300)[0]
     output = "".join(seen) + rest
     assert proc.returncode == 130, output
@@ -339,17 +347,7 @@ def test_a_killed_up_leaves_no_process_and_the_next_up_resumes(sandbox):
     """SIGKILL, which sovdeploy cannot catch, in the middle of a playbook: the run's guard
     stops ansible-playbook and everything under it, and the next up converges."""
     inv, _ = sandbox
-    proc = subprocess.Popen(
-        [SOVDEPLOY, "up", "--from", "baseline", "-i", str(inv)],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "TASK" in line:  # the baseline playbook is running
-            break
+    proc, _ = up_in_a_playbook(inv, "--from", "baseline")
     time.sleep(2)  # the guard reads the run's processes five times a second
     running = guard.descendants(proc.pid)
     commands = {pid: _cmdline(pid) for pid in running}
