@@ -56,7 +56,7 @@ def mirror_list(inventory: Path, as_json: bool) -> None:
 @mirror.command("check")
 @options.inventory
 @click.option(
-    "--only", "names", multiple=True, metavar="NAME", help="Check only this artifact; repeat."
+    "--artifact", "names", multiple=True, metavar="NAME", help="Check only this artifact; repeat."
 )
 @click.option(
     "--all", "check_all", is_flag=True, help="Check the whole manifest, not what the hosts need."

@@ -130,7 +130,7 @@ def _check(inventory: Path, *args: str) -> tuple[int, str]:
 
 
 def _only(*names: str) -> list[str]:
-    return [arg for name in names for arg in ("--only", name)]
+    return [arg for name in names for arg in ("--artifact", name)]
 
 
 def test_a_mirror_holding_the_pinned_debs_passes(inventory: Path) -> None:
@@ -163,7 +163,7 @@ def test_an_index_with_another_digest_is_refused(inventory: Path, mirror: tuple[
     assert doctored != stanzas
     (packages / "Packages").write_text("\n\n".join(doctored))
     (packages / "Packages.gz").unlink()
-    code, output = _check(inventory, "--only", "containerd")
+    code, output = _check(inventory, "--artifact", "containerd")
     assert code == 1
     assert "wrong digest: the trixie/main Packages index has sha256:" + "0" * 64 in output
 
