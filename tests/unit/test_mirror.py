@@ -117,7 +117,9 @@ def test_mirror_list_prints_each_artifact_with_digest_origin_and_mirror_path() -
 
 
 def test_mirror_check_of_an_unknown_artifact_is_an_error() -> None:
-    result = CliRunner().invoke(main, ["mirror", "check", "-i", str(EXAMPLE), "--only", "kubelt"])
+    result = CliRunner().invoke(
+        main, ["mirror", "check", "-i", str(EXAMPLE), "--artifact", "kubelt"]
+    )
     assert result.exit_code == 1
     assert "no artifact 'kubelt' in the manifest" in result.output
 
