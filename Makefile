@@ -13,17 +13,19 @@ INVENTORY ?= inventories/sandbox
 APT_PACKAGES := podman runc debootstrap netavark aardvark-dns iptables qemu-system-x86 qemu-utils openssh-client python3-venv git docker-registry dpkg-dev graphviz
 APT_CACHE := /var/cache/sovdeploy/apt
 
-.PHONY: help deps venv image up down test lint docs unit terraform-test molecule molecule-long integration bench bench-up clean
+.PHONY: help deps venv mirror image up down test lint docs unit terraform-test molecule molecule-long integration bench bench-up bench-mirror clean
 
 help:
-	@echo "make up    install what is needed, build the sandbox image, run sovdeploy up on $(INVENTORY)"
+	@echo "make up    install what is needed, build the mirror and the sandbox image, run sovdeploy up on $(INVENTORY)"
+	@echo "make mirror  build OpenTofu and the providers from pinned source (sovdeploy mirror build)"
 	@echo "make test  everything CI runs: lint, unit, terraform tests, molecule, sandbox integration"
 	@echo "make down  destroy the sandbox hosts"
 	@echo "make docs  build the documentation site into .cache/site"
 	@echo "make bench time sovdeploy validate (10, 100, 1000 hosts) and the ledger (append, verify, proofs)"
 	@echo "make bench-up  re-deploy the sandbox: cold up per phase, second up, bare apt-get install"
 
-# System packages, only when something is missing. Terraform is never downloaded.
+# System packages, only when something is missing. OpenTofu and the providers are built
+# from pinned source by `make mirror`; only Go itself must be on the machine.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
@@ -31,7 +33,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@command -v terraform >/dev/null || { echo "terraform (>= 1.6) is not on PATH: install it from your mirror (a Debian package or the release zip)" >&2; exit 1; }
+	@command -v go >/dev/null || { echo "go (>= 1.21) is not on PATH: install Go from your mirror; it fetches the pinned toolchain (GOTOOLCHAIN) through the Go source" >&2; exit 1; }
 	@mkdir -p $(APT_CACHE)
 
 $(VENV)/.installed: pyproject.toml
@@ -43,23 +45,30 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# OpenTofu and the OpenStack provider, built reproducibly from pinned Go modules into the
+# inventory's mirror tree (cached: a second run builds nothing); `tofu` is linked into
+# the venv for lint and the module tests.
+mirror: deps venv
+	$(BIN)/sovdeploy mirror build -i $(INVENTORY)
+	ln -sf "$$($(BIN)/sovdeploy mirror path tofu -i $(INVENTORY))" $(BIN)/tofu
+
 image: deps venv
 	$(BIN)/sovdeploy sandbox image -i $(INVENTORY)
 
-up: image
+up: mirror image
 	$(BIN)/sovdeploy up -i $(INVENTORY)
 	$(BIN)/sovdeploy status -i $(INVENTORY)
 
 down: venv
 	$(BIN)/sovdeploy down -i $(INVENTORY) --yes
 
-lint: venv
+lint: venv mirror
 	ruff check sovdeploy tests roles molecule plugins
 	ruff format --check sovdeploy tests roles molecule plugins
 	mypy sovdeploy
 	yamllint -s .
 	ansible-lint --profile production
-	terraform fmt -check -recursive terraform
+	TF_CLI_CONFIG_FILE=/dev/null tofu fmt -check -recursive terraform
 
 # The documentation site (MkDocs), into .cache/site; a warning (a broken link, a page left
 # out of the navigation) fails the build.
@@ -69,7 +78,7 @@ docs: venv
 unit: venv
 	pytest -q tests/unit
 
-terraform-test: venv
+terraform-test: venv mirror
 	pytest -q tests/integration/test_terraform.py
 
 # Each scenario's hosts keep their own apt cache (see .config/molecule/config.yml).
@@ -110,9 +119,13 @@ molecule-long: image
 integration: image
 	pytest -q tests/integration/test_sandbox.py
 
-test: image lint docs
+test: mirror image lint docs
 	pytest tests
 	$(MAKE) molecule
+
+# Cold and warm `mirror build` of everything (Kubernetes included), and a kubelet rebuild.
+bench-mirror: venv
+	$(BIN)/python tests/benchmarks/bench_mirror.py $(INVENTORY)
 
 bench: venv
 	$(BIN)/python tests/benchmarks/bench_validate.py

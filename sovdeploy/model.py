@@ -73,6 +73,8 @@ class SourceKind(StrEnum):
     TERRAFORM_PROVIDERS = "terraform_providers"
     PYPI = "pypi"
     FILES = "files"
+    #: A Go module proxy (Athens, goproxy): the source `sovdeploy mirror build` builds from.
+    GO = "go"
 
 
 class ArtifactSource(Strict):
@@ -441,6 +443,42 @@ class Host(Strict):
         return tuple(g for g in self.groups if g in ROLE_GROUPS)
 
 
+class StandardFlavors(Strict):
+    """The standard flavor set the tenancy phase creates beside the accelerator flavors."""
+
+    set: Literal["scs-0103", "none"] = Field(
+        default="scs-0103",
+        description="scs-0103: the Sovereign Cloud Stack's mandatory flavors; none: no set",
+    )
+    ssd_root_disks: bool = Field(
+        default=False,
+        description="the compute hosts' local root disks give 1000 sequential IOPS a VM "
+        "with power-loss protection (SCS-0110): only then are the two SSD flavors made",
+    )
+
+
+class IacEngine(StrEnum):
+    """What applies the Terraform-language modules."""
+
+    TOFU = "tofu"
+    TERRAFORM = "terraform"
+
+
+class SupplyChain(Strict):
+    """What ``sovdeploy mirror build`` builds from pinned source, and where it puts it."""
+
+    dir: str = Field(
+        default="/var/cache/sovdeploy/mirror",
+        pattern=r"^/",
+        description="the deployer-side tree built artifacts are published in",
+    )
+    build: tuple[Literal["opentofu", "providers", "kubernetes"], ...] = Field(
+        default=(),
+        description="what to build from source: opentofu (the tofu binary), providers "
+        "(the OpenTofu providers the modules use), kubernetes (binaries and images)",
+    )
+
+
 class Provisioner(StrEnum):
     SANDBOX = "sandbox"
     BAREMETAL = "baremetal"
@@ -471,6 +509,14 @@ class Settings(Strict):
     terraform_backend: TerraformBackend = Field(
         default=TerraformBackend(), description="where Terraform state lives"
     )
+    iac_engine: IacEngine = Field(
+        default=IacEngine.TOFU,
+        description="tofu (OpenTofu, open source) or terraform (BUSL since 1.6; accepted "
+        "where an operator insists)",
+    )
+    supply: SupplyChain = Field(
+        default=SupplyChain(), description="building artifacts from pinned source"
+    )
     provisioner: Provisioner = Field(
         default=Provisioner.SANDBOX, description="sandbox (podman) or baremetal (Ironic)"
     )
@@ -479,6 +525,9 @@ class Settings(Strict):
     flavor_size: FlavorSize = Field(
         default=FlavorSize(),
         description="size of the GPU, vGPU and DPDK flavors the tenancy phase creates",
+    )
+    standard_flavors: StandardFlavors = Field(
+        default=StandardFlavors(), description="standard flavors the tenancy phase creates"
     )
     sriov_networks: dict[Name, SriovNetwork] = Field(
         default={}, description="provider networks on SR-IOV VFs, by name (tenancy phase)"

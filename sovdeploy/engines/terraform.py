@@ -1,6 +1,7 @@
-"""Typed wrapper over python-terraform.
+"""Typed wrapper over python-terraform, for OpenTofu (the default) or Terraform.
 
-python-terraform (0.10.1, 2019) builds the argument lists; the process itself is run
+The engine is a binary of either: both read the same modules, state and CLI
+configuration. python-terraform (0.10.1, 2019) builds the argument lists; the process itself is run
 here because its ``cmd()`` cannot add environment variables, returns output only at
 the end, and on Ctrl-C leaves Terraform running and holding the state lock. Quirks
 of the library against Terraform 1.x (``-force`` on destroy, ``output NAME``) stay
@@ -9,8 +10,11 @@ inside this module.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -53,6 +57,49 @@ class PlanSummary:
         )
 
 
+@dataclass(frozen=True)
+class Engine:
+    """The binary that applies the modules: ``tofu`` or ``terraform``, and its version."""
+
+    name: str
+    path: str
+    version: str
+
+    def describe(self) -> str:
+        return f"{'OpenTofu' if self.name == 'tofu' else 'Terraform'} {self.version} ({self.path})"
+
+
+def engine(name: str, path: str | None = None) -> Engine:
+    """The engine ``name`` at ``path`` (else on PATH), at least 1.6; never downloaded."""
+    found = path or shutil.which(name)
+    if found is None or not os.access(found, os.X_OK):
+        if name == "tofu":
+            raise UsageError(
+                "tofu (OpenTofu) is not on PATH: `sovdeploy mirror build` builds it from "
+                "pinned source when sovdeploy_supply.build lists opentofu (`make up` does), "
+                "or install it from your in-jurisdiction mirror"
+            )
+        raise UsageError(
+            "terraform is not on PATH. Install Terraform >= 1.6 from your in-jurisdiction "
+            "mirror, or use OpenTofu (sovdeploy_iac_engine: tofu); sovdeploy never "
+            "downloads it."
+        )
+    env = {**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"}
+    proc = subprocess.run(
+        [found, "version", "-json"], capture_output=True, text=True, check=False, env=env
+    )
+    try:
+        version = json.loads(proc.stdout)["terraform_version"]
+        major, minor = (int(p) for p in version.split(".")[:2])
+    except (ValueError, KeyError) as exc:
+        raise UsageError(
+            f"cannot read the version of {found}: {proc.stdout or proc.stderr}"
+        ) from exc
+    if (major, minor) < MIN_VERSION:
+        raise UsageError(f"{found} is version {version}; sovdeploy needs >= 1.6")
+    return Engine(name=name, path=found, version=version)
+
+
 @dataclass
 class Workspace:
     """A root module generated in the state dir around one of sovdeploy's modules.
@@ -64,6 +111,8 @@ class Workspace:
         backend: backend type and settings; ``local`` keeps state in ``workdir``.
         plugin_mirror: filesystem mirror of providers, or None when the module needs none.
         env: more environment for Terraform (where a provider finds its configuration).
+        engine: the binary that applies it.
+        lock_file: the module's committed ``.terraform.lock.hcl``: providers must match it.
 
     """
 
@@ -73,32 +122,62 @@ class Workspace:
     backend: tuple[str, Mapping[str, Any]] = ("local", {})
     plugin_mirror: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    engine: Engine | None = None
+    lock_file: Path | None = None
 
     @property
     def plan_file(self) -> Path:
         return self.workdir / "sovdeploy.tfplan"
 
 
-def terraform_bin() -> str:
-    """The ``terraform`` on PATH, checked to be recent enough; never downloaded."""
-    path = shutil.which("terraform")
-    if path is None:
-        raise UsageError(
-            "terraform is not on PATH. Install Terraform >= 1.6 from your in-jurisdiction "
-            "mirror (a Debian package or the release zip) and run again; sovdeploy never "
-            "downloads it."
-        )
-    proc = subprocess.run([path, "version", "-json"], capture_output=True, text=True, check=False)
-    try:
-        version = json.loads(proc.stdout)["terraform_version"]
-        major, minor = (int(p) for p in version.split(".")[:2])
-    except (ValueError, KeyError) as exc:
-        raise UsageError(
-            f"cannot read the version of {path}: {proc.stdout or proc.stderr}"
-        ) from exc
-    if (major, minor) < MIN_VERSION:
-        raise UsageError(f"{path} is Terraform {version}; sovdeploy needs >= 1.6")
-    return path
+_LOCKED = re.compile(r'provider\s+"(?P<addr>[^"]+)"\s*\{(?P<body>.*?)\n\}', re.DOTALL)
+
+
+def locked_providers(lock_file: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """A dependency lock file's providers: address -> (version, hashes)."""
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for m in _LOCKED.finditer(lock_file.read_text()):
+        version = re.search(r'\bversion\s*=\s*"([^"]+)"', m.group("body"))
+        hashes = re.findall(r'"((?:h1|zh):[^"]+)"', m.group("body"))
+        if version is None:
+            raise UsageError(f"{lock_file}: provider {m.group('addr')} has no version")
+        found[m.group("addr")] = (version.group(1), tuple(hashes))
+    return found
+
+
+def check_locked(lock_file: Path, mirror: Path, platform: str = "linux_amd64") -> list[str]:
+    """What differs between a lock file and the providers a filesystem mirror holds.
+
+    Each locked provider must be in the mirror's unpacked layout, and hash (h1, Go's
+    dirhash of the package directory) to one of the lock file's hashes: the check
+    ``init -lockfile=readonly`` makes, made before any host is touched.
+    """
+    problems: list[str] = []
+    for addr, (version, hashes) in locked_providers(lock_file).items():
+        package = mirror / addr / version / platform
+        if not package.is_dir():
+            problems.append(f"{addr} {version}: not in the provider mirror ({package})")
+            continue
+        digest = dirhash_h1(package)
+        if digest not in hashes:
+            problems.append(
+                f"{addr} {version}: the mirror's package hashes to {digest}, which "
+                f"{lock_file} does not list ({', '.join(h for h in hashes if h.startswith('h1:'))})"
+            )
+    return problems
+
+
+def dirhash_h1(directory: Path) -> str:
+    """The ``h1:`` hash a lock file records for a provider package (Go's dirhash.Hash1)."""
+    lines = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        lines.append(f"{digest.hexdigest()}  {path.relative_to(directory).as_posix()}\n")
+    summary = hashlib.sha256("".join(lines).encode()).digest()
+    return "h1:" + base64.b64encode(summary).decode()
 
 
 def write_root(ws: Workspace) -> None:
@@ -113,6 +192,10 @@ def write_root(ws: Workspace) -> None:
         "output": {"this": {"value": "${module.this}", "sensitive": False}},
     }
     (ws.workdir / "main.tf.json").write_text(json.dumps(root, indent=2, sort_keys=True) + "\n")
+    lock = ws.workdir / ".terraform.lock.hcl"
+    if ws.lock_file is not None:
+        # `init -lockfile=readonly` then refuses a provider whose hash differs from it.
+        shutil.copyfile(ws.lock_file, lock)
     # No `direct` block: providers come from the declared mirror or not at all.
     mirror = ws.plugin_mirror
     if mirror is None:
@@ -177,22 +260,38 @@ def _run(
             proc.wait()
         reader.join(timeout=5)
         raise InterruptedRunError(
-            f"interrupted during `{' '.join(cmd[1:3])}`; Terraform saved its state"
+            f"interrupted during `{' '.join(cmd[1:3])}`; the engine saved its state"
         ) from None
     reader.join(timeout=5)
     output = "".join(lines)
     if proc.returncode not in ok:
-        raise TerraformError(cmd, proc.returncode, tail(output, 30), what="terraform")
+        raise TerraformError(cmd, proc.returncode, _errors(output), what=Path(cmd[0]).name)
     return proc.returncode, output
 
 
+def _errors(output: str, lines: int = 20) -> str:
+    """The part of the output that says what failed: from its first ``Error:`` on.
+
+    OpenTofu prints its usage after a flag error, which would push the error itself out
+    of the output's tail.
+    """
+    text = output.splitlines()
+    for i, line in enumerate(text):
+        if line.lstrip("│ ").startswith("Error:"):
+            return "\n".join(text[i : i + lines])
+    return tail(output, lines)
+
+
 def _tf(ws: Workspace) -> Terraform:
-    return Terraform(working_dir=str(ws.workdir), terraform_bin_path=terraform_bin())
+    found = ws.engine or engine("tofu")
+    return Terraform(working_dir=str(ws.workdir), terraform_bin_path=found.path)
 
 
 def init(ws: Workspace, on_line: LineSink = _ignore) -> None:
     write_root(ws)
     cmd = _cmd(_tf(ws), "init", input=False, no_color=IsFlagged, upgrade=IsNotFlagged)
+    if ws.lock_file is not None:
+        cmd.append("-lockfile=readonly")
     _run(ws, cmd, on_line)
 
 

@@ -16,6 +16,7 @@ from sovdeploy import catalogue as catalogue_mod
 from sovdeploy.catalogue import Catalogue, GpuModel
 from sovdeploy.hostside.sysfs import format_cpulist, parse_cpulist
 from sovdeploy.model import Cpu, Deployment, FlavorSize, GpuMode, Host
+from sovdeploy.openstack.flavors import standard_flavors
 
 #: Loaded early (initramfs) on hosts that pass devices through. vfio_virqfd is part of vfio
 #: since Linux 6.2, so Debian 13's kernel has no module of that name.
@@ -494,14 +495,18 @@ def plans(
 
 
 def tenancy_vars(deployment: Deployment, facts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The plans, the accelerator flavors and the SR-IOV networks of a deployment.
+    """The plans, the flavors and the SR-IOV networks of a deployment.
 
-    All three are derived from one merged catalogue.
+    The accelerator flavors are derived from one merged catalogue; a deployment that runs
+    OpenStack gets its standard flavor set (SCS-0103) before them.
     """
     cat = catalogue_mod.for_deployment(deployment)
+    standard = (
+        standard_flavors(deployment.settings.standard_flavors) if deployment.has_openstack() else []
+    )
     return {
         "accel_plans": plans(deployment, facts, cat),
-        "accel_flavors": flavors(deployment, cat),
+        "accel_flavors": standard + flavors(deployment, cat),
         "accel_networks": networks(deployment),
     }
 

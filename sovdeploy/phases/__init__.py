@@ -53,7 +53,7 @@ PHASES: tuple[Phase, ...] = (
         preflight.plan,
         always=True,
     ),
-    Phase("provision", "create or enroll the hosts (Terraform)", provision.run, provision.plan),
+    Phase("provision", "create or enroll the hosts (OpenTofu)", provision.run, provision.plan),
     Phase(
         "baseline",
         "apt sources, time, sysctl and identity on every host (Ansible)",
@@ -74,7 +74,7 @@ PHASES: tuple[Phase, ...] = (
     ),
     Phase(
         "tenancy",
-        "flavors for the GPUs, vGPU types and DPDK hosts; SR-IOV networks (Terraform or Ansible)",
+        "standard and accelerator flavors; SR-IOV networks (OpenTofu or Ansible)",
         tenancy.run,
         tenancy.plan,
     ),

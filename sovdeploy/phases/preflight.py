@@ -11,12 +11,17 @@ from sovdeploy.engines import terraform
 from sovdeploy.errors import UsageError
 from sovdeploy.kubernetes import artifacts
 from sovdeploy.model import Provisioner
+from sovdeploy.paths import project_root
+from sovdeploy.steps import workspaces
 from sovdeploy.steps.credentials import apt_mirror, ensure_ssh_key
 
 
 def run(ctx: Context) -> str:
     """Checks that touch nothing: tools present, sandbox image and SSH key ready."""
-    terraform.terraform_bin()
+    engine = workspaces.engine(ctx)
+    ctx.progress.note(f"IaC engine: {engine.describe()}", True)
+    ctx.run.record("iac_engine", name=engine.name, version=engine.version, path=engine.path)
+    _check_locked_providers(ctx)
     if ctx.deployment.settings.provisioner is Provisioner.SANDBOX:
         for tool in ("podman", "ssh-keygen"):
             if shutil.which(tool) is None:
@@ -42,6 +47,29 @@ def run(ctx: Context) -> str:
     if checked:
         summary += f"; the mirrors hold all {checked} Kubernetes artifact(s)"
     return summary
+
+
+def _check_locked_providers(ctx: Context) -> None:
+    """The provider mirror holds what each module's lock file pins, byte for byte."""
+    mirror = workspaces.configured_mirror(ctx)
+    if mirror is None:
+        return
+    modules = [project_root() / "terraform" / "modules" / "tenancy"]
+    problems = [
+        p
+        for module in modules
+        if (lock := workspaces.lock_file(module)) is not None
+        for p in terraform.check_locked(lock, mirror)
+    ]
+    if problems:
+        raise UsageError(
+            "the provider mirror does not hold what the modules' lock files pin; nothing "
+            "was touched:\n  "
+            + "\n  ".join(problems)
+            + "\nRebuild it (`sovdeploy mirror build`) or, after reviewing a new provider "
+            "release, update the lock files (docs/supply.md)."
+        )
+    ctx.progress.note(f"provider mirror {mirror}: every locked provider hash matches", True)
 
 
 def _check_kubernetes_mirrors(ctx: Context) -> int:
@@ -80,5 +108,5 @@ def _check_kubernetes_mirrors(ctx: Context) -> int:
 
 
 def plan(ctx: Context) -> str:
-    terraform.terraform_bin()
-    return "inventory and jurisdiction policy checked"
+    engine = workspaces.engine(ctx)
+    return f"inventory and jurisdiction policy checked; {engine.describe()}"

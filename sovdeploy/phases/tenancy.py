@@ -1,41 +1,57 @@
-"""tenancy: flavors for the GPUs, vGPU types and DPDK hosts; SR-IOV networks."""
+"""tenancy: standard flavors, GPU/vGPU/DPDK flavors and SR-IOV networks.
+
+Through OpenTofu and the OpenStack provider where the inventory declares a provider
+mirror, else through the openstack.cloud collection, from the same data.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sovdeploy.context import Context
+from sovdeploy.openstack import flavors
 from sovdeploy.phases.accelerators import accel_vars
 from sovdeploy.steps import workspaces
 from sovdeploy.steps.credentials import vault_values, write_clouds
 from sovdeploy.steps.playbooks import playbook_phase
 
 
+def tenancy_vars(ctx: Context) -> dict[str, Any]:
+    """What the tenancy module or role makes: standard and accelerator flavors, networks."""
+    return accel_vars(ctx)
+
+
+def _left_out(ctx: Context) -> str:
+    missing = flavors.left_out(ctx.deployment.settings.standard_flavors)
+    return f"; SCS-0103 flavors not made: {', '.join(missing)}" if missing else ""
+
+
 def run(ctx: Context) -> str:
     if not ctx.deployment.has_openstack():
         return "no OpenStack in this deployment"
-    found = accel_vars(ctx)
-    made = [f["name"] for f in found["accel_flavors"]] + [
-        n["name"] for n in found["accel_networks"]
-    ]
-    if not made:
-        return "no compute host declares GPUs or DPDK, no SR-IOV network is declared"
+    found = tenancy_vars(ctx)
+    made = len(found["accel_flavors"]), len(found["accel_networks"])
+    if not any(made):
+        return "no standard flavor set, no accelerator, no SR-IOV network is declared"
+    what = f"{made[0]} flavor(s), {made[1]} network(s)"
     mirror = workspaces.configured_mirror(ctx)
     if mirror is None:
         # No provider mirror: the same from the same data, through openstack.cloud.
         ran = playbook_phase("tenancy", check=False, extravars=lambda _ctx: found)(ctx)
-        return f"{', '.join(made)} (openstack.cloud); {ran}"
+        return f"{what} (openstack.cloud); {ran}{_left_out(ctx)}"
     clouds = write_clouds(ctx, vault_values(ctx))
-    summary = workspaces.apply_workspace(
-        ctx, workspaces.tenancy_workspace(ctx, found, mirror, clouds)
-    )
-    return f"{', '.join(made)} (terraform: {summary.describe()})"
+    ws = workspaces.tenancy_workspace(ctx, found, mirror, clouds)
+    summary = workspaces.apply_workspace(ctx, ws)
+    tool = ws.engine.name if ws.engine else "tofu"
+    return f"{what} ({tool}: {summary.describe()}){_left_out(ctx)}"
 
 
 def plan(ctx: Context) -> str:
     if not ctx.deployment.has_openstack():
         return "no OpenStack in this deployment"
-    found = accel_vars(ctx)
-    flavors, networks = found["accel_flavors"], found["accel_networks"]
-    for flavor in flavors:
+    found = tenancy_vars(ctx)
+    flavor_list, networks = found["accel_flavors"], found["accel_networks"]
+    for flavor in flavor_list:
         specs = ", ".join(f"{k}={v}" for k, v in flavor["extra_specs"].items())
         ctx.progress.console.print(
             f"    flavor {flavor['name']}: {flavor['vcpus']} vCPU, {flavor['ram']} MB, "
@@ -48,5 +64,8 @@ def plan(ctx: Context) -> str:
             f"    network {net['name']}: {net['physnet']} {segment}, subnet {net['cidr']}",
             markup=False,
         )
-    path = "terraform" if workspaces.configured_mirror(ctx) else "openstack.cloud"
-    return f"would ensure {len(flavors)} flavor(s), {len(networks)} network(s) ({path})"
+    path = "OpenTofu" if workspaces.configured_mirror(ctx) else "openstack.cloud"
+    return (
+        f"would ensure {len(flavor_list)} flavor(s), {len(networks)} network(s) ({path})"
+        + _left_out(ctx)
+    )

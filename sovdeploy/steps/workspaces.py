@@ -12,8 +12,25 @@ from sovdeploy.context import Context
 from sovdeploy.engines import terraform
 from sovdeploy.errors import UsageError
 from sovdeploy.fsutil import atomic_write
-from sovdeploy.model import Provisioner
+from sovdeploy.model import IacEngine, Provisioner
 from sovdeploy.paths import containers_conf, project_root
+from sovdeploy.supply import recipes
+from sovdeploy.supply.build import tree
+
+
+def engine(ctx: Context) -> terraform.Engine:
+    """The deployment's IaC engine: OpenTofu built into the mirror, else the one on PATH."""
+    s = ctx.deployment.settings
+    if s.iac_engine is IacEngine.TOFU and "opentofu" in s.supply.build:
+        built = tree(ctx.deployment).verified(recipes.load().get("tofu"))
+        return terraform.engine("tofu", str(built))
+    return terraform.engine(s.iac_engine.value)
+
+
+def lock_file(module: Path) -> Path | None:
+    """The module's committed dependency lock file, where it uses providers."""
+    lock = module / ".terraform.lock.hcl"
+    return lock if lock.is_file() else None
 
 
 def workspace(ctx: Context) -> terraform.Workspace:
@@ -46,6 +63,7 @@ def workspace(ctx: Context) -> terraform.Workspace:
                 "containers_conf": os.environ.get("CONTAINERS_CONF", str(containers_conf())),
             },
             backend=backend,
+            engine=engine(ctx),
         )
     mirror = provider_mirror(ctx)
     return terraform.Workspace(
@@ -62,6 +80,8 @@ def workspace(ctx: Context) -> terraform.Workspace:
         },
         backend=backend,
         plugin_mirror=mirror,
+        engine=engine(ctx),
+        lock_file=lock_file(modules / "baremetal"),
     )
 
 
@@ -89,9 +109,10 @@ def configured_mirror(ctx: Context) -> Path | None:
 
 def apply_workspace(ctx: Context, ws: terraform.Workspace) -> terraform.PlanSummary:
     """init, plan and (when it changes something) apply ``ws``, each step recorded."""
-    ctx.progress.step("terraform init")
+    tool = ws.engine.name if ws.engine else "tofu"
+    ctx.progress.step(f"{tool} init")
     terraform.init(ws, on_line=ctx.progress.step)
-    ctx.progress.step("terraform plan")
+    ctx.progress.step(f"{tool} plan")
     summary = terraform.plan(ws, on_line=ctx.progress.step)
     ctx.record_artifact(ws.workdir / "main.tf.json")
     ctx.run.record(
@@ -102,7 +123,7 @@ def apply_workspace(ctx: Context, ws: terraform.Workspace) -> terraform.PlanSumm
         destroy=summary.destroy,
     )
     if summary.changes:
-        ctx.progress.step(f"terraform apply: {summary.describe()}")
+        ctx.progress.step(f"{tool} apply: {summary.describe()}")
         terraform.apply(ws, on_line=ctx.progress.step)
         ctx.run.record("terraform_apply", module=ws.module.name, summary=summary.describe())
     return summary
@@ -116,12 +137,15 @@ def tenancy_workspace(
     ``clouds`` are the clouds.yaml and secure.yaml that ``write_clouds`` wrote.
     """
     s = ctx.deployment.settings
+    module = project_root() / "terraform" / "modules" / "tenancy"
     return terraform.Workspace(
         workdir=ctx.state.terraform_dir("tenancy"),
-        module=project_root() / "terraform" / "modules" / "tenancy",
+        module=module,
         inputs={"flavors": found["accel_flavors"], "networks": found["accel_networks"]},
         backend=(s.terraform_backend.type, dict(s.terraform_backend.config)),
         plugin_mirror=mirror,
+        engine=engine(ctx),
+        lock_file=lock_file(module),
         env={
             "OS_CLOUD": s.deployment,
             "OS_CLIENT_CONFIG_FILE": str(clouds[0]),

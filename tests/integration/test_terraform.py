@@ -1,4 +1,9 @@
-"""Terraform modules: formatting and native tests, with the real terraform binary."""
+"""The Terraform-language modules: format, validate and native tests, with OpenTofu.
+
+``tofu`` is the one `make mirror` builds from pinned source (linked into the venv); the
+OpenStack provider comes from the filesystem mirror it builds beside it, and must hash
+to what each module's committed lock file pins (``-lockfile=readonly``).
+"""
 
 from __future__ import annotations
 
@@ -12,24 +17,66 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / "terraform" / "modules"
-MIRROR = os.environ.get("SOVDEPLOY_TF_PLUGIN_MIRROR")
+SANDBOX = ROOT / "inventories" / "sandbox"
+
+
+def _mirror() -> str | None:
+    """The provider mirror: SOVDEPLOY_TF_PLUGIN_MIRROR, else the sandbox inventory's tree."""
+    if os.environ.get("SOVDEPLOY_TF_PLUGIN_MIRROR"):
+        return os.environ["SOVDEPLOY_TF_PLUGIN_MIRROR"]
+    from sovdeploy import inventory
+
+    tree = Path(inventory.load(SANDBOX, hardware=False).deployment.settings.supply.dir)
+    return str(tree / "providers") if (tree / "providers").is_dir() else None
+
+
+MIRROR = _mirror()
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("terraform") is None, reason="terraform is not on PATH"
+    shutil.which("tofu") is None,
+    reason="tofu is not on PATH: `make mirror` builds it from pinned source and links it",
+)
+needs_mirror = pytest.mark.skipif(
+    not MIRROR,
+    reason="no provider mirror: `make mirror` builds the OpenStack provider into "
+    "/var/cache/sovdeploy/mirror/providers (or set SOVDEPLOY_TF_PLUGIN_MIRROR)",
 )
 
 
-def tf(module: Path, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, TF_DATA_DIR=str(tmp_path / ".terraform"), TF_IN_AUTOMATION="1")
+def tf(
+    module: Path, *args: str, tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = dict(
+        os.environ,
+        TF_DATA_DIR=str(tmp_path / ".terraform"),
+        TF_IN_AUTOMATION="1",
+        CHECKPOINT_DISABLE="1",
+        **(env or {}),
+    )
     cli = tmp_path / "cli.tfrc"
     mirror = MIRROR or str(tmp_path / "no-mirror")
     Path(mirror).mkdir(exist_ok=True)
     cli.write_text(
         f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n}}\n'
     )
-    env["TF_CLI_CONFIG_FILE"] = str(cli)
+    environ["TF_CLI_CONFIG_FILE"] = str(cli)
     return subprocess.run(
-        ["terraform", *args], cwd=module, env=env, capture_output=True, text=True, check=False
+        ["tofu", *args], cwd=module, env=environ, capture_output=True, text=True, check=False
+    )
+
+
+def init(module: Path, tmp_path: Path) -> None:
+    proc = tf(
+        module, "init", "-input=false", "-backend=false", "-lockfile=readonly", tmp_path=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def runs_in(directory: Path) -> int:
+    """How many run blocks the test files of ``directory`` hold."""
+    return sum(
+        len(re.findall(r'^run "', f.read_text(), re.MULTILINE))
+        for f in directory.glob("*.tftest.hcl")
     )
 
 
@@ -39,31 +86,83 @@ def test_fmt_is_clean(tmp_path):
 
 
 def test_sandbox_hosts_native_tests(tmp_path):
-    init = tf(
-        MODULES / "sandbox_hosts", "init", "-input=false", "-backend=false", tmp_path=tmp_path
-    )
-    assert init.returncode == 0, init.stdout + init.stderr
+    init(MODULES / "sandbox_hosts", tmp_path)
     proc = tf(MODULES / "sandbox_hosts", "test", "-no-color", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # Every run block of the module's tests ran and passed: counted from the test files.
-    runs = sum(
-        len(re.findall(r'^run "', f.read_text(), re.MULTILINE))
-        for f in (MODULES / "sandbox_hosts" / "tests").glob("*.tftest.hcl")
-    )
+    runs = runs_in(MODULES / "sandbox_hosts" / "tests")
     assert runs > 0
     assert f"{runs} passed, 0 failed" in proc.stdout, proc.stdout
 
 
-@pytest.mark.skipif(
-    not MIRROR,
-    reason="SOVDEPLOY_TF_PLUGIN_MIRROR is not set: no provider mirror holds "
-    "openshift-metal3/ironic or terraform-provider-openstack/openstack on this machine, "
-    "and no registry is reachable",
-)
-@pytest.mark.parametrize("module", ["baremetal", "tenancy"])
-@pytest.mark.parametrize("command", [("validate", "-no-color"), ("test", "-no-color")])
-def test_provider_modules(module, command, tmp_path):
-    init = tf(MODULES / module, "init", "-input=false", "-backend=false", tmp_path=tmp_path)
-    assert init.returncode == 0, init.stdout + init.stderr
-    proc = tf(MODULES / module, *command, tmp_path=tmp_path)
+@needs_mirror
+def test_tenancy_validates_with_the_real_provider(tmp_path):
+    init(MODULES / "tenancy", tmp_path)
+    proc = tf(MODULES / "tenancy", "validate", "-no-color", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@needs_mirror
+def test_tenancy_plan_tests(tmp_path):
+    """Plan-mode tests: the real provider's schema, a mocked cloud."""
+    init(MODULES / "tenancy", tmp_path)
+    proc = tf(MODULES / "tenancy", "test", "-no-color", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = runs_in(MODULES / "tenancy" / "tests")
+    assert runs > 0
+    assert f"{runs} passed, 0 failed" in proc.stdout, proc.stdout
+
+
+@needs_mirror
+def test_a_provider_that_differs_from_the_lock_file_is_refused(tmp_path):
+    """A mirror whose provider is not the locked bytes fails init, naming the provider."""
+    module = tmp_path / "tenancy"
+    shutil.copytree(MODULES / "tenancy", module)
+    lock = module / ".terraform.lock.hcl"
+    text = lock.read_text()
+    assert re.search(r'"h1:[^"]+"', text)
+    lock.write_text(
+        re.sub(r'"h1:[^"]+"', '"h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="', text)
+    )
+    proc = tf(
+        module, "init", "-input=false", "-backend=false", "-lockfile=readonly", tmp_path=tmp_path
+    )
+    assert proc.returncode != 0
+    assert "terraform-provider-openstack/openstack" in proc.stdout + proc.stderr
+
+
+def _sandbox_cloud() -> dict[str, str] | None:
+    """OS_* for the sandbox cloud, where `make up` has deployed it and it answers."""
+    state = SANDBOX / ".sovdeploy"
+    clouds, secure = state / "clouds.yaml", state / "secure.yaml"
+    if not (clouds.is_file() and secure.is_file()):
+        return None
+    from sovdeploy.openstack import usercheck
+
+    try:
+        usercheck.connect(clouds, secure, "sandbox").identity.get_endpoint()
+    except Exception:  # noqa: BLE001 - any failure means: no cloud to test against
+        return None
+    return {
+        "OS_CLOUD": "sandbox",
+        "OS_CLIENT_CONFIG_FILE": str(clouds),
+        "OS_CLIENT_SECURE_FILE": str(secure),
+    }
+
+
+@needs_mirror
+def test_tenancy_applies_on_the_sandbox_cloud(tmp_path):
+    env = _sandbox_cloud()
+    if env is None:
+        pytest.skip("the sandbox cloud is not up (make up deploys it): no cloud to apply to")
+    init(MODULES / "tenancy", tmp_path)
+    proc = tf(
+        MODULES / "tenancy",
+        "test",
+        "-no-color",
+        "-test-directory=tests/cloud",
+        tmp_path=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = runs_in(MODULES / "tenancy" / "tests" / "cloud")
+    assert f"{runs} passed, 0 failed" in proc.stdout, proc.stdout

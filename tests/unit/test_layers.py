@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "sovdeploy.hardware",
             "sovdeploy.inventory",
             "sovdeploy.engines",
+            "sovdeploy.supply",
             "sovdeploy.kubernetes.artifacts",
             "sovdeploy.kubernetes.nodes",
             "sovdeploy.kubernetes.client",

@@ -27,8 +27,18 @@ def test_groups_expand_to_member_states():
 def test_sandbox_waiver_applies_before_expiry_and_blocks_after():
     before = load(ROOT / "inventories/sandbox", today=dt.date(2027, 1, 1))
     waived = [f for f in before.findings if f.severity is Severity.INFO]
-    assert [f.code for f in waived] == ["jurisdiction.artifact_source"]
+    # The Debian CDN and the public Go module proxy, each under its own waiver.
+    assert [(f.code, f.subject) for f in waived] == [
+        ("jurisdiction.artifact_source", "artifact_sources.debian"),
+        ("jurisdiction.artifact_source", "artifact_sources.golang"),
+    ]
     assert "waived until 2028-06-30" in waived[0].message
+    assert "waived until 2027-12-31" in waived[1].message
+    with pytest.raises(InvalidInventoryError) as between:
+        load(ROOT / "inventories/sandbox", today=dt.date(2028, 1, 1))
+    errors = [f for f in between.value.findings if f.severity is Severity.ERROR]
+    assert "artifact_sources.golang" in {f.subject for f in errors}
+    assert "artifact_sources.debian" not in {f.subject for f in errors}
     with pytest.raises(InvalidInventoryError) as exc:
         load(ROOT / "inventories/sandbox", today=dt.date(2028, 7, 1))
     codes = {f.code for f in exc.value.findings if f.severity is Severity.ERROR}

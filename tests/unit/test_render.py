@@ -63,7 +63,10 @@ def test_plan_says_what_it_skips_and_what_it_rendered(plan):
 def test_plan_lists_the_flavors_the_tenancy_phase_would_make(plan):
     _, output = plan
     assert "tenancy done" in output
-    assert "would ensure 6 flavor(s), 1 network(s) (openstack.cloud)" in output
+    # The 13 SCS-0103 flavors a cloud without declared SSD root disks gets, and 6 for the
+    # accelerators; the two SSD flavors are named as left out.
+    assert "would ensure 19 flavor(s), 1 network(s) (openstack.cloud)" in output
+    assert "SCS-0103 flavors not made: SCS-4V-16-100s, SCS-2V-4-20s" in output
     assert "network sriov-fabric: physnet-sriov vlan 2001, subnet 10.60.0.0/22" in output
     assert "flavor gpu.h100-sxm5-80gb.x8: 64 vCPU, 262144 MB, 80 GB; " in output
     assert "pci_passthrough:alias=h100-sxm5-80gb:8" in output

@@ -29,11 +29,12 @@ resource "openstack_networking_network_v2" "sriov" {
 resource "openstack_networking_subnet_v2" "sriov" {
   for_each = { for n in var.networks : n.name => n }
 
-  name        = each.key
-  network_id  = openstack_networking_network_v2.sriov[each.key].id
-  cidr        = each.value.cidr
-  ip_version  = 4
-  gateway_ip  = each.value.gateway
-  no_gateway  = each.value.gateway == null
+  name       = each.key
+  network_id = openstack_networking_network_v2.sriov[each.key].id
+  cidr       = each.value.cidr
+  ip_version = 4
+  gateway_ip = each.value.gateway
+  # The provider refuses no_gateway beside gateway_ip, even when false: set one or the other.
+  no_gateway  = each.value.gateway == null ? true : null
   enable_dhcp = each.value.dhcp
 }

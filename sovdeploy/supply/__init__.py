@@ -1,0 +1,1 @@
+"""Artifacts built from pinned source: recipes, go build, provenance, the mirror tree."""

@@ -1,0 +1,191 @@
+"""``sovdeploy mirror build``: the inventory's artifacts, built from pinned source.
+
+For each recipe the inventory asks for: work out its inputs key; if the tree holds an
+artifact built from that key (its bytes and its statement check out), reuse it;
+otherwise download the module through the inventory's Go source (checked against the
+wrapper's go.sum), build it reproducibly, hash it, write its provenance statement and
+publish both. Every artifact's digest, and its statement's, is appended to the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sovdeploy.model import Deployment, IacEngine, SourceKind
+from sovdeploy.progress import Progress
+from sovdeploy.state import Run
+from sovdeploy.supply import gobuild, provenance
+from sovdeploy.supply.recipes import Group, Recipe, Supply, SupplyError, wrapper_dir
+from sovdeploy.supply.tree import Tree, sha256_file
+
+__all__ = ["Built", "build", "go_env", "needed_groups", "tree"]
+
+
+@dataclass(frozen=True)
+class Built:
+    recipe: Recipe
+    sha256: str
+    cached: bool
+    seconds: float
+
+    @property
+    def upstream(self) -> str:
+        """Whether the rebuild is upstream's bytes, where upstream publishes a digest."""
+        if self.recipe.upstream_sha256 is None:
+            return "no upstream digest to compare"
+        if self.recipe.upstream_sha256 == self.sha256:
+            return "matches upstream's published digest byte for byte"
+        return f"differs from upstream's published digest {self.recipe.upstream_sha256}"
+
+
+def needed_groups(deployment: Deployment) -> tuple[Group, ...]:
+    """What the deployment needs built from source, of what its inventory asks to build."""
+    s = deployment.settings
+    needed: list[Group] = []
+    if s.iac_engine is IacEngine.TOFU:
+        needed.append(Group.OPENTOFU)
+    if deployment.has_openstack():
+        needed.append(Group.PROVIDERS)
+    if deployment.hosts_in("kubernetes"):
+        needed.append(Group.KUBERNETES)
+    return tuple(g for g in needed if g.value in s.supply.build)
+
+
+def go_env(deployment: Deployment, supply: Supply) -> gobuild.GoEnv:
+    """The inventory's Go source, and the pinned toolchain."""
+    proxies = [
+        src.url.rstrip("/")
+        for src in deployment.settings.artifact_sources.values()
+        if src.kind is SourceKind.GO
+    ]
+    if not proxies:
+        raise SupplyError(
+            "building from source needs a Go module source: declare an artifact source of "
+            "kind 'go' (your Athens or goproxy instance) in sovdeploy_artifact_sources"
+        )
+    return gobuild.GoEnv(proxy=",".join(proxies), toolchain=supply.toolchain)
+
+
+def tree(deployment: Deployment) -> Tree:
+    """The deployer-side tree the inventory's builds go into."""
+    return Tree(Path(deployment.settings.supply.dir))
+
+
+def build(
+    supply: Supply,
+    recipes: Iterable[Recipe],
+    *,
+    where: Tree,
+    env: gobuild.GoEnv,
+    progress: Progress,
+    run: Run,
+) -> list[Built]:
+    """Build (or reuse) each recipe, in order; stop at the first failure."""
+    recipes = list(recipes)
+    toolchain: str | None = None
+    done: list[Built] = []
+    for n, recipe in enumerate(recipes, 1):
+        key = supply.key(recipe)
+        label = f"[{n}/{len(recipes)}] {recipe.name}"
+        cached = where.cached(recipe, key)
+        if cached is not None:
+            progress.console.print(
+                f"[green]✔[/green] {label} {recipe.module} {recipe.version}: cached "
+                f"(sha256:{cached[:16]}…)",
+                highlight=False,
+            )
+            done.append(Built(recipe, cached, cached=True, seconds=0.0))
+            _record(run, where, recipe, cached, cached=True)
+            continue
+        if toolchain is None:
+            toolchain = gobuild.go_version(env)
+        started = time.monotonic()
+        progress.phase_start(label, f"{recipe.module} {recipe.version} ({recipe.package})")
+        ok = False
+        try:
+            built = _build_one(
+                supply,
+                recipe,
+                key=key,
+                where=where,
+                env=env,
+                toolchain=toolchain,
+                progress=progress,
+                invocation=run.id,
+            )
+            ok = True
+        finally:
+            if not ok:
+                progress.phase_end(False, "nothing published; the mirror is as it was")
+        result = Built(recipe, built, cached=False, seconds=time.monotonic() - started)
+        progress.phase_end(True, f"sha256:{built[:16]}…; {result.upstream}")
+        _record(run, where, recipe, built, cached=False)
+        done.append(result)
+    return done
+
+
+def _build_one(
+    supply: Supply,
+    recipe: Recipe,
+    *,
+    key: str,
+    where: Tree,
+    env: gobuild.GoEnv,
+    toolchain: str,
+    progress: Progress,
+    invocation: str,
+) -> str:
+    wrapper = wrapper_dir(recipe)
+    begun = datetime.now(UTC)
+    progress.task_start(f"go mod download {recipe.module}@{recipe.version}")
+    info = gobuild.module_info(recipe, wrapper, env)
+    go_sum = gobuild.go_sum_line(wrapper, recipe.module, recipe.version)
+    with where.workspace(recipe) as work:
+        out = work / recipe.path.rsplit("/", 1)[-1]
+        progress.task_start(f"go build {recipe.package}")
+        flags = gobuild.build(
+            recipe,
+            wrapper=wrapper,
+            env=env,
+            info=info,
+            out=out,
+            on_line=lambda line: progress.step(f"compile {line}"),
+        )
+        sha256 = sha256_file(out)
+        statement = provenance.statement(
+            recipe,
+            subject=where.relative(recipe),
+            sha256=sha256,
+            info=info,
+            go_sum_line=go_sum,
+            wrapper=wrapper,
+            go_version=toolchain,
+            flags=flags,
+            key=key,
+            started=begun,
+            finished=datetime.now(UTC),
+            invocation=invocation,
+        )
+        progress.task_start("publish")
+        where.publish(recipe, out, statement, key, sha256)
+    return sha256
+
+
+def _record(run: Run, where: Tree, recipe: Recipe, sha256: str, *, cached: bool) -> None:
+    statement = where.statement_path(recipe)
+    run.record(
+        "supply_artifact",
+        name=recipe.name,
+        path=where.relative(recipe),
+        module=recipe.module,
+        version=recipe.version,
+        sha256=sha256,
+        statement=str(statement.relative_to(where.root)),
+        statement_sha256=hashlib.sha256(statement.read_bytes()).hexdigest(),
+        cached=cached,
+    )

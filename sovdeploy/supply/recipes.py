@@ -1,0 +1,155 @@
+"""What sovdeploy builds from pinned source: ``sovdeploy/data/supply.yml``.
+
+Each recipe is one artifact built by ``go build`` from a Go module fetched through the
+inventory's Go source (a module proxy). The module and its whole dependency graph are
+pinned by a small wrapper module under ``supply/go/<wrapper>/`` whose ``go.sum`` holds
+the hash of every module in the build; ``-mod=readonly`` makes any difference fatal.
+The recipe's inputs (itself, the wrapper's go.mod and go.sum, the toolchain) hash to a
+key: an artifact built from the same key is the same bytes, so it is built once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sovdeploy.errors import SovdeployError
+from sovdeploy.paths import project_root
+
+__all__ = [
+    "Group",
+    "Recipe",
+    "RecipeKind",
+    "Supply",
+    "SupplyError",
+    "load",
+    "wrapper_dir",
+]
+
+#: Flags every build gets: no paths of this machine, no VCS stamp, no build ID, no symbols.
+BASE_LDFLAGS = ("-s", "-w", "-buildid=")
+#: Bumped when the way an artifact is built changes, so that every cache key changes.
+BUILDER_VERSION = "1"
+
+
+class SupplyError(SovdeployError):
+    """A build from source failed, or its inputs are not what the pins say."""
+
+
+class Group(StrEnum):
+    """What an inventory asks to build from source (``sovdeploy_supply.build``)."""
+
+    OPENTOFU = "opentofu"
+    PROVIDERS = "providers"
+    KUBERNETES = "kubernetes"
+
+
+class RecipeKind(StrEnum):
+    #: A file in the files tree (``files/<path>``).
+    FILE = "file"
+    #: A provider in the OpenTofu filesystem mirror (``providers/<path>``).
+    PROVIDER = "provider"
+
+
+class Recipe(BaseModel):
+    """One artifact and how to build it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    group: Group
+    kind: RecipeKind = RecipeKind.FILE
+    module: str = Field(description="the Go module whose source is built")
+    version: str = Field(pattern=r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+    wrapper: str = Field(pattern=r"^[a-z0-9-]+$", description="directory under supply/go")
+    package: str = Field(description="the main package built")
+    ldflags: tuple[str, ...] = Field(
+        default=(),
+        description="more -ldflags; {version}, {major}, {minor}, {commit} and {date} "
+        "are filled from the module's version and its commit time",
+    )
+    tags: tuple[str, ...] = ()
+    cgo: bool = False
+    path: str = Field(pattern=r"^[^/].*[^/]$", description="where it lies in its tree")
+    upstream: str | None = Field(default=None, description="where upstream publishes it")
+    upstream_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _package_in_module(self) -> Recipe:
+        if not (self.package == self.module or self.package.startswith(self.module + "/")):
+            raise ValueError(f"{self.name}: {self.package} is not in module {self.module}")
+        return self
+
+    def ldflag_values(self, commit: str, date: str) -> tuple[str, ...]:
+        """The recipe's -ldflags with the version, commit and date put in."""
+        m = re.match(r"^v(\d+)\.(\d+)", self.version)
+        assert m is not None  # the field's pattern
+        values = {
+            "version": self.version,
+            "major": m.group(1),
+            "minor": m.group(2),
+            "commit": commit,
+            "date": date,
+        }
+        return tuple(flag.format(**values) for flag in self.ldflags)
+
+
+class Supply(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    toolchain: str = Field(pattern=r"^go\d+\.\d+\.\d+$", description="GOTOOLCHAIN of every build")
+    recipes: tuple[Recipe, ...]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Supply:
+        names = [r.name for r in self.recipes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"recipes named twice: {', '.join(dupes)}")
+        return self
+
+    def get(self, name: str) -> Recipe:
+        for recipe in self.recipes:
+            if recipe.name == name:
+                return recipe
+        raise SupplyError(
+            f"no recipe '{name}' in supply.yml; it has: " + ", ".join(r.name for r in self.recipes)
+        )
+
+    def in_groups(self, groups: tuple[Group, ...]) -> tuple[Recipe, ...]:
+        return tuple(r for r in self.recipes if r.group in groups)
+
+    def key(self, recipe: Recipe) -> str:
+        """The hash of everything that decides the artifact's bytes."""
+        wrapper = wrapper_dir(recipe)
+        h = hashlib.sha256()
+        h.update(BUILDER_VERSION.encode())
+        h.update(self.toolchain.encode())
+        h.update(json.dumps(recipe.model_dump(mode="json"), sort_keys=True).encode())
+        for name in ("go.mod", "go.sum"):
+            h.update(b"\0" + name.encode() + b"\0")
+            h.update((wrapper / name).read_bytes())
+        return h.hexdigest()
+
+
+def wrapper_dir(recipe: Recipe) -> Path:
+    """The wrapper module that pins ``recipe``'s build graph."""
+    path = project_root() / "supply" / "go" / recipe.wrapper
+    if not (path / "go.mod").is_file() or not (path / "go.sum").is_file():
+        raise SupplyError(f"{recipe.name}: {path} has no go.mod and go.sum")
+    return path
+
+
+@cache
+def load() -> Supply:
+    """The recipes shipped with sovdeploy."""
+    text = resources.files("sovdeploy").joinpath("data/supply.yml").read_text("utf-8")
+    return Supply.model_validate(yaml.safe_load(text))
