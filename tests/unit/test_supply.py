@@ -1,0 +1,245 @@
+"""Artifacts built from pinned source: recipes, reproducible builds, provenance, failures.
+
+The builds here are real: ``go`` fetches the CNI loopback plugin's module graph through
+the sandbox inventory's Go source (the public module proxy) and compiles it, with an
+empty build cache each time, so that a second build proves the bytes do not depend on
+what was cached.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sovdeploy.cli import main
+from sovdeploy.engines import terraform
+from sovdeploy.errors import EXIT_FAILED
+from sovdeploy.supply import build as supply_build
+from sovdeploy.supply import gobuild, provenance, recipes
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = "cni-loopback"
+
+needs_go = pytest.mark.skipif(shutil.which("go") is None, reason="go is not on PATH")
+
+
+def sandbox_copy(tmp_path: Path, tree: Path, proxy: str | None = None) -> Path:
+    """The sandbox inventory, its mirror tree in ``tree`` (and its Go source ``proxy``)."""
+    inv = tmp_path / "inv"
+    shutil.copytree(
+        ROOT / "inventories" / "sandbox", inv, ignore=shutil.ignore_patterns(".sovdeploy")
+    )
+    settings = inv / "group_vars" / "all" / "sovdeploy.yml"
+    text = settings.read_text().replace(
+        "sovdeploy_supply:\n", f"sovdeploy_supply:\n  dir: {tree}\n", 1
+    )
+    if proxy is not None:
+        text = text.replace("url: https://proxy.golang.org", f"url: {proxy}", 1)
+    settings.write_text(text)
+    return inv
+
+
+def build(inv: Path, gocache: Path, *names: str) -> tuple[int, str]:
+    args = ["mirror", "build", "-i", str(inv)]
+    for name in names:
+        args += ["--artifact", name]
+    result = CliRunner().invoke(main, args, env={"GOCACHE": str(gocache)}, terminal_width=200)
+    return result.exit_code, result.output
+
+
+def records(inv: Path, kind: str) -> list[dict]:
+    found = []
+    for record in sorted((inv / ".sovdeploy" / "runs").glob("*/record.jsonl")):
+        found += [e for e in map(json.loads, record.read_text().splitlines()) if e["kind"] == kind]
+    return found
+
+
+def test_every_recipe_is_pinned_by_its_wrapper_module():
+    supply = recipes.load()
+    assert supply.recipes
+    for recipe in supply.recipes:
+        wrapper = recipes.wrapper_dir(recipe)
+        line = gobuild.go_sum_line(wrapper, recipe.module, recipe.version)
+        assert re.fullmatch(rf"{re.escape(recipe.module)} {recipe.version} h1:\S+=", line)
+        go_mod = (wrapper / "go.mod").read_text()
+        assert re.search(rf"^\s*(tool )?{re.escape(recipe.package)}$", go_mod, re.MULTILINE), (
+            f"{recipe.name}: {recipe.package} is not a tool of {wrapper}/go.mod"
+        )
+        assert re.search(rf"^\s*{re.escape(recipe.module)} {recipe.version}\b", go_mod, re.M)
+
+
+def test_the_inputs_key_changes_with_any_input(tmp_path, monkeypatch):
+    supply = recipes.load()
+    recipe = supply.get(RECIPE)
+    key = supply.key(recipe)
+    assert supply.key(recipe) == key
+    other = recipe.model_copy(update={"ldflags": ("-X=main.x=y",)})
+    assert supply.key(other) != key
+    assert recipes.Supply(toolchain="go1.26.9", recipes=supply.recipes).key(recipe) != key
+    copy = tmp_path / "wrapper"
+    shutil.copytree(recipes.wrapper_dir(recipe), copy)
+    (copy / "go.sum").write_text((copy / "go.sum").read_text() + "\n")
+    monkeypatch.setattr(recipes, "wrapper_dir", lambda _r: copy)
+    assert supply.key(recipe) != key
+
+
+@needs_go
+def test_a_build_is_reproducible_and_carries_its_provenance(tmp_path):
+    tree_a, tree_b = tmp_path / "a", tmp_path / "b"
+    inv_a = sandbox_copy(tmp_path / "1", tree_a)
+    inv_b = sandbox_copy(tmp_path / "2", tree_b)
+    code, out = build(inv_a, tmp_path / "cache-a", RECIPE)
+    assert code == 0, out
+    code, out_b = build(inv_b, tmp_path / "cache-b", RECIPE)
+    assert code == 0, out_b
+    recipe = recipes.load().get(RECIPE)
+    a, b = supply_build.Tree(tree_a), supply_build.Tree(tree_b)
+    digest_a = hashlib.sha256(a.target(recipe).read_bytes()).hexdigest()
+    digest_b = hashlib.sha256(b.target(recipe).read_bytes()).hexdigest()
+    assert digest_a == digest_b, "two builds from the same inputs differ"
+    assert f"sha256:{digest_a}" in out
+    # The statement vouches for those bytes and names the pinned source.
+    doc = json.loads(a.statement_path(recipe).read_text())
+    assert provenance.subject_digest(doc) == digest_a
+    assert doc["predicateType"] == provenance.PREDICATE_TYPE
+    dep = doc["predicate"]["buildDefinition"]["resolvedDependencies"][0]
+    assert dep["uri"] == f"pkg:golang/{recipe.module}@{recipe.version}"
+    wrapper = recipes.wrapper_dir(recipe)
+    assert dep["annotations"]["goSum"] == gobuild.go_sum_line(
+        wrapper, recipe.module, recipe.version
+    )
+    assert "-trimpath" in doc["predicate"]["buildDefinition"]["externalParameters"]["flags"]
+    # Its digest, and its statement's, are in the deployment's ledger.
+    [record] = records(inv_a, "supply_artifact")
+    assert record["sha256"] == digest_a
+    assert record["cached"] is False
+    assert (
+        record["statement_sha256"]
+        == hashlib.sha256(a.statement_path(recipe).read_bytes()).hexdigest()
+    )
+    # A second build of the same inputs reuses the artifact, and says so in the ledger.
+    code, again = build(inv_a, tmp_path / "cache-a", RECIPE)
+    assert code == 0, again
+    assert "cached" in again
+    assert [r["cached"] for r in records(inv_a, "supply_artifact")] == [False, True]
+
+
+@needs_go
+def test_an_altered_artifact_is_refused_and_built_again(tmp_path):
+    tree = tmp_path / "tree"
+    inv = sandbox_copy(tmp_path, tree)
+    code, out = build(inv, tmp_path / "cache", RECIPE)
+    assert code == 0, out
+    recipe = recipes.load().get(RECIPE)
+    target = supply_build.Tree(tree).target(recipe)
+    good = target.read_bytes()
+    target.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    result = CliRunner().invoke(main, ["mirror", "path", RECIPE, "-i", str(inv)])
+    assert result.exit_code == EXIT_FAILED
+    assert "its statement vouches for" in result.output
+    code, out = build(inv, tmp_path / "cache", RECIPE)
+    assert code == 0, out
+    assert "cached" not in out.split("mirror built")[0].split(RECIPE, 1)[1].split("\n")[0]
+    assert target.read_bytes() == good
+
+
+@needs_go
+def test_a_go_sum_mismatch_stops_the_build_and_publishes_nothing(tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    inv = sandbox_copy(tmp_path, tree)
+    recipe = recipes.load().get(RECIPE)
+    wrapper = tmp_path / "wrapper"
+    shutil.copytree(recipes.wrapper_dir(recipe), wrapper)
+    line = gobuild.go_sum_line(wrapper, recipe.module, recipe.version)
+    forged = line.rsplit(" ", 1)[0] + " h1:" + "A" * 43 + "="
+    (wrapper / "go.sum").write_text((wrapper / "go.sum").read_text().replace(line, forged))
+    monkeypatch.setattr(supply_build, "wrapper_dir", lambda _r: wrapper)
+    code, out = build(inv, tmp_path / "cache", RECIPE)
+    assert code == EXIT_FAILED, out
+    assert f"{RECIPE}: {recipe.module} {recipe.version}" in out
+    assert "go.sum" in out
+    assert "Nothing was built or published" in out
+    assert not tree.exists() or [p for p in tree.rglob("*") if p.is_file()] == []
+
+
+@needs_go
+def test_an_unreachable_go_source_names_the_artifact_and_what_to_do(tmp_path):
+    tree = tmp_path / "tree"
+    inv = sandbox_copy(tmp_path, tree, proxy="http://127.0.0.1:9")
+    result = CliRunner().invoke(
+        main,
+        ["mirror", "build", "-i", str(inv), "--artifact", RECIPE],
+        # An empty module cache: the source must be asked.
+        env={"GOCACHE": str(tmp_path / "cache"), "GOMODCACHE": str(tmp_path / "mod")},
+    )
+    assert result.exit_code == EXIT_FAILED, result.output
+    recipe = recipes.load().get(RECIPE)
+    assert f"{RECIPE}: {recipe.module} {recipe.version}" in result.output
+    assert "cannot serve it" in result.output
+    assert not supply_build.Tree(tree).target(recipe).exists()
+
+
+@needs_go
+def test_a_build_failure_publishes_nothing(tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    inv = sandbox_copy(tmp_path, tree)
+    supply = recipes.load()
+    broken = supply.get(RECIPE).model_copy(
+        update={"package": f"{supply.get(RECIPE).module}/plugins/main/no-such-plugin"}
+    )
+    patched = recipes.Supply(
+        toolchain=supply.toolchain,
+        recipes=tuple(broken if r.name == RECIPE else r for r in supply.recipes),
+    )
+    monkeypatch.setattr(recipes, "load", lambda: patched)
+    code, out = build(inv, tmp_path / "cache", RECIPE)
+    assert code == EXIT_FAILED, out
+    assert "go build failed" in out
+    assert "nothing published" in out
+    assert not supply_build.Tree(tree).target(broken).exists()
+
+
+def test_a_lock_file_mismatch_names_the_provider(tmp_path):
+    package = (
+        tmp_path
+        / "registry.opentofu.org"
+        / "terraform-provider-openstack"
+        / "openstack"
+        / "3.4.0"
+        / "linux_amd64"
+    )
+    package.mkdir(parents=True)
+    (package / "terraform-provider-openstack_v3.4.0").write_bytes(b"a provider")
+    lock = tmp_path / ".terraform.lock.hcl"
+    good = terraform.dirhash_h1(package)
+    block = (
+        'provider "registry.opentofu.org/terraform-provider-openstack/openstack" {\n'
+        '  version     = "3.4.0"\n  hashes = [\n    "%s",\n  ]\n}\n'
+    )
+    lock.write_text(block % good)
+    assert terraform.check_locked(lock, tmp_path) == []
+    lock.write_text(block % ("h1:" + "A" * 43 + "="))
+    [problem] = terraform.check_locked(lock, tmp_path)
+    assert "terraform-provider-openstack/openstack 3.4.0" in problem
+    assert good in problem
+    shutil.rmtree(package)
+    [problem] = terraform.check_locked(lock, tmp_path)
+    assert "not in the provider mirror" in problem
+
+
+def test_dirhash_is_gos_hash1(tmp_path):
+    """Go's dirhash.Hash1 of a one-file directory, worked out by its definition."""
+    # sha256("a provider") and the summary line Go hashes: "<hex>  <name>\n".
+    name = "terraform-provider-x_v1.0.0"
+    file_hex = hashlib.sha256(b"a provider").hexdigest()
+    summary = hashlib.sha256(f"{file_hex}  {name}\n".encode()).digest()
+    expected = "h1:" + base64.b64encode(summary).decode()
+    (tmp_path / name).write_bytes(b"a provider")
+    assert terraform.dirhash_h1(tmp_path) == expected
