@@ -8,20 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from sovdeploy import inventory as inv
 from sovdeploy import options, phases, session, views
 from sovdeploy.cli.base import err, handle_errors, main, out
-from sovdeploy.errors import (
-    UsageError,
-)
+from sovdeploy.errors import SovdeployError, UsageError
 from sovdeploy.kubernetes import artifacts as mirror
 from sovdeploy.kubernetes import client as kube
 from sovdeploy.kubernetes import conformance
 from sovdeploy.runbook import drill
 from sovdeploy.runbook.write import write_runbook
 from sovdeploy.state import StateDir
+from sovdeploy.supply import build as supply_build
 
 
 @main.command()
@@ -61,6 +61,20 @@ def plan(inventory: Path, verbose: int) -> None:
         phases.plan(ctx)
 
 
+def _engine_status(deployment: Any) -> dict[str, str]:
+    """Which engine and version apply the modules, or why none can."""
+    try:
+        found = supply_build.iac_engine(deployment)
+    except SovdeployError as exc:
+        return {"error": str(exc)}
+    return {
+        "name": found.name,
+        "version": found.version,
+        "path": found.path,
+        "describe": found.describe(),
+    }
+
+
 @main.command()
 @options.inventory
 @options.as_json
@@ -82,9 +96,11 @@ def status(inventory: Path, as_json: bool) -> None:
         for h in loaded.deployment.hosts
     ]
     cluster = _cluster_status(loaded, state)
+    engine = _engine_status(loaded.deployment)
     if as_json:
         report: dict[str, Any] = {
             "deployment": loaded.deployment.name,
+            "iac_engine": engine,
             "phases": rows,
             "hosts": hosts,
         }
@@ -92,6 +108,10 @@ def status(inventory: Path, as_json: bool) -> None:
             report["kubernetes"] = cluster
         click.echo(json.dumps(report, indent=2))
         return
+    if "error" in engine:
+        out.print(f"IaC engine: [red]{escape(engine['error'])}[/red]")
+    else:
+        out.print(f"IaC engine: {engine['describe']}", markup=False)
     table = Table(title=f"{loaded.deployment.name}: phases")
     for col in ("phase", "status", "finished", "run"):
         table.add_column(col)

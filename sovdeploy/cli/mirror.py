@@ -13,6 +13,7 @@ from sovdeploy import inventory as inv
 from sovdeploy import options, session
 from sovdeploy.cli.base import err, handle_errors, main, out
 from sovdeploy.kubernetes import artifacts as mir
+from sovdeploy.state import StateDir
 from sovdeploy.supply import build as supply_build
 from sovdeploy.supply import recipes
 
@@ -132,20 +133,53 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
     their suite's Packages index); a missing or wrong one fails the check. `up` runs
     the same check in its preflight when the inventory has Kubernetes hosts.
     """
-    deployment = inv.load(inventory).deployment
+    loaded = inv.load(inventory)
+    deployment = loaded.deployment
+    supply = recipes.load()
+    built_names = {r.name for r in supply.recipes}
     manifest = mir.load()
     if names:
-        artifacts = [manifest.get(n) for n in names]
+        artifacts = [manifest.get(n) for n in names if n not in built_names]
+        built = [supply.get(n) for n in names if n in built_names]
     elif check_all:
-        artifacts = list(manifest.artifacts)
+        artifacts, built = list(manifest.artifacts), list(supply.recipes)
     else:
         artifacts = mir.needed(manifest, deployment)
+        built = list(supply.in_groups(supply_build.needed_groups(deployment)))
+    failed = _check_built(built, deployment, StateDir(loaded.path).root)
     if not artifacts:
-        out.print(f"{deployment.name} has no Kubernetes hosts: no artifact to check")
+        if not built:
+            out.print(f"{deployment.name}: no Kubernetes hosts, nothing built: nothing to check")
+        elif not failed:
+            out.print(f"[green]the mirror tree holds all {len(built)} built artifact(s)[/green]")
+        if failed:
+            raise mir.MirrorError(
+                f"the mirror tree lacks or does not vouch for: {', '.join(failed)}; "
+                "run `sovdeploy mirror build`"
+            )
         return
     results = check_mirrors(artifacts, mir.sources(deployment), out)
+    if failed:
+        raise mir.MirrorError(
+            f"the mirror tree lacks or does not vouch for: {', '.join(failed)}; "
+            "run `sovdeploy mirror build`"
+        )
     mir.require_all(results)
     out.print(f"[green]mirrors hold all {len(results)} artifact(s)[/green], digests verified")
+
+
+def _check_built(built: list[recipes.Recipe], deployment: Any, state_root: Path) -> list[str]:
+    """Check the built artifacts in the tree; print a line each; return those that fail."""
+    where = supply_build.tree(deployment)
+    failed = []
+    for r in supply_build.check(built, where, state_root):
+        mark = "[green]ok[/green]  " if r.ok else "[red]FAIL[/red]"
+        out.print(
+            f"{mark} built {escape(r.recipe.name)} {escape(r.recipe.version)}: {escape(r.detail)}"
+        )
+        if not r.ok:
+            failed.append(r.recipe.name)
+    return failed
 
 
 def check_mirrors(

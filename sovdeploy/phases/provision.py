@@ -1,4 +1,4 @@
-"""provision: create or enroll the hosts (Terraform)."""
+"""provision: create or enroll the hosts (OpenTofu)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def run(ctx: Context) -> str:
     ws = workspaces.workspace(ctx)
     summary = workspaces.apply_workspace(ctx, ws)
     workspaces.write_generated_inventory(ctx, terraform.outputs(ws))
-    return f"terraform: {summary.describe()}"
+    return f"{ws.engine.name if ws.engine else 'tofu'}: {summary.describe()}"
 
 
 def plan(ctx: Context) -> str:
@@ -34,4 +34,4 @@ def plan(ctx: Context) -> str:
     for verb, items in (("+", summary.add), ("~", summary.change), ("-", summary.destroy)):
         for address in items:
             ctx.progress.console.print(f"    {verb} {address}", markup=False)
-    return f"terraform would: {summary.describe()}"
+    return f"{ws.engine.name if ws.engine else 'tofu'} would: {summary.describe()}"

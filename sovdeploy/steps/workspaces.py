@@ -12,19 +12,14 @@ from sovdeploy.context import Context
 from sovdeploy.engines import terraform
 from sovdeploy.errors import UsageError
 from sovdeploy.fsutil import atomic_write
-from sovdeploy.model import IacEngine, Provisioner
+from sovdeploy.model import Provisioner
 from sovdeploy.paths import containers_conf, project_root
-from sovdeploy.supply import recipes
-from sovdeploy.supply.build import tree
+from sovdeploy.supply.build import iac_engine
 
 
 def engine(ctx: Context) -> terraform.Engine:
     """The deployment's IaC engine: OpenTofu built into the mirror, else the one on PATH."""
-    s = ctx.deployment.settings
-    if s.iac_engine is IacEngine.TOFU and "opentofu" in s.supply.build:
-        built = tree(ctx.deployment).verified(recipes.load().get("tofu"))
-        return terraform.engine("tofu", str(built))
-    return terraform.engine(s.iac_engine.value)
+    return iac_engine(ctx.deployment)
 
 
 def lock_file(module: Path) -> Path | None:

@@ -16,14 +16,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sovdeploy.engines import terraform
+from sovdeploy.errors import LedgerError
+from sovdeploy.ledger import local as ledger_local
+from sovdeploy.ledger import records as ledger_records
 from sovdeploy.model import Deployment, IacEngine, SourceKind
 from sovdeploy.progress import Progress
 from sovdeploy.state import Run
 from sovdeploy.supply import gobuild, provenance
 from sovdeploy.supply.recipes import Group, Recipe, Supply, SupplyError, wrapper_dir
+from sovdeploy.supply.recipes import load as load_recipes
 from sovdeploy.supply.tree import Tree, sha256_file
 
-__all__ = ["Built", "build", "go_env", "needed_groups", "tree"]
+__all__ = [
+    "Built",
+    "TreeCheck",
+    "build",
+    "check",
+    "go_env",
+    "iac_engine",
+    "needed_groups",
+    "tree",
+]
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,15 @@ def go_env(deployment: Deployment, supply: Supply) -> gobuild.GoEnv:
 def tree(deployment: Deployment) -> Tree:
     """The deployer-side tree the inventory's builds go into."""
     return Tree(Path(deployment.settings.supply.dir))
+
+
+def iac_engine(deployment: Deployment) -> terraform.Engine:
+    """The deployment's IaC engine: OpenTofu built into the tree, else the one on PATH."""
+    s = deployment.settings
+    if s.iac_engine is IacEngine.TOFU and Group.OPENTOFU.value in s.supply.build:
+        built = tree(deployment).verified(load_recipes().get("tofu"))
+        return terraform.engine("tofu", str(built))
+    return terraform.engine(s.iac_engine.value)
 
 
 def build(
@@ -189,3 +212,45 @@ def _record(run: Run, where: Tree, recipe: Recipe, sha256: str, *, cached: bool)
         statement_sha256=hashlib.sha256(statement.read_bytes()).hexdigest(),
         cached=cached,
     )
+
+
+@dataclass(frozen=True)
+class TreeCheck:
+    recipe: Recipe
+    ok: bool
+    detail: str
+
+
+def _ledgered(state_root: Path) -> set[tuple[str, str, str]]:
+    """(name, sha256, statement sha256) of every supply_artifact record in the ledger."""
+    found: set[tuple[str, str, str]] = set()
+    try:
+        for entry in ledger_local.entries(state_root):
+            try:
+                rec = ledger_records.decode(entry)
+            except ValueError:
+                continue
+            if rec.get("kind") == "supply_artifact":
+                found.add(
+                    (str(rec.get("name")), str(rec.get("sha256")), str(rec.get("statement_sha256")))
+                )
+    except LedgerError:
+        return found
+    return found
+
+
+def check(recipes: Iterable[Recipe], where: Tree, state_root: Path) -> list[TreeCheck]:
+    """Each built artifact is whole, vouched for by its statement, and in the ledger."""
+    ledgered = _ledgered(state_root)
+    results = []
+    for recipe in recipes:
+        ok, detail = where.verify(recipe)
+        if ok:
+            digest = detail.removeprefix("sha256:")
+            statement = hashlib.sha256(where.statement_path(recipe).read_bytes()).hexdigest()
+            if (recipe.name, digest, statement) not in ledgered:
+                ok, detail = False, f"{detail}, but the deployment's ledger has no record of it"
+            else:
+                detail = f"{detail}, provenance statement and ledger record match"
+        results.append(TreeCheck(recipe, ok, detail))
+    return results

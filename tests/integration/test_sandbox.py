@@ -31,9 +31,9 @@ ENV = dict(os.environ, CONTAINERS_CONF=str(ROOT / ".config/containers/containers
 
 
 def _missing() -> str | None:
-    for tool in ("podman", "terraform", "ssh"):
+    for tool in ("podman", "tofu", "ssh"):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (make deps installs it)"
+            return f"{tool} is not installed (make deps installs it; make mirror builds tofu)"
     if subprocess.run(["podman", "image", "exists", IMAGE], env=ENV, check=False).returncode != 0:
         return f"no sandbox image {IMAGE}: run `sovdeploy sandbox image` (make test builds it)"
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,26 @@ def test_mirror_check_of_an_unknown_artifact_is_an_error() -> None:
     assert "no artifact 'kubelt' in the manifest" in result.output
 
 
-def test_sandbox_has_nothing_to_check() -> None:
-    result = CliRunner().invoke(main, ["mirror", "check", "-i", str(ROOT / "inventories/sandbox")])
+def _sandbox(tmp_path: Path, old: str, new: str) -> Path:
+    inv = tmp_path / "sandbox"
+    shutil.copytree(ROOT / "inventories/sandbox", inv, ignore=shutil.ignore_patterns(".sovdeploy"))
+    settings = inv / "group_vars/all/sovdeploy.yml"
+    assert old in settings.read_text()
+    settings.write_text(settings.read_text().replace(old, new, 1))
+    return inv
+
+
+def test_nothing_built_and_no_kubernetes_hosts_is_nothing_to_check(tmp_path: Path) -> None:
+    inv = _sandbox(tmp_path, "  build: [opentofu, providers]\n", "  build: []\n")
+    result = CliRunner().invoke(main, ["mirror", "check", "-i", str(inv)])
     assert result.exit_code == 0, result.output
-    assert "has no Kubernetes hosts: no artifact to check" in result.output
+    assert "no Kubernetes hosts, nothing built: nothing to check" in result.output
+
+
+def test_a_tree_without_the_built_artifacts_fails_the_check(tmp_path: Path) -> None:
+    inv = _sandbox(tmp_path, "sovdeploy_supply:\n", f"sovdeploy_supply:\n  dir: {tmp_path}/tree\n")
+    result = CliRunner().invoke(main, ["mirror", "check", "-i", str(inv)], terminal_width=200)
+    assert result.exit_code == 1, result.output
+    assert "FAIL built tofu v1.12.6" in result.output
+    assert "files/opentofu/v1.12.6/linux_amd64/tofu is missing" in result.output
+    assert "run `sovdeploy mirror build`" in result.output

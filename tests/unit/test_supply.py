@@ -124,6 +124,17 @@ def test_a_build_is_reproducible_and_carries_its_provenance(tmp_path):
         record["statement_sha256"]
         == hashlib.sha256(a.statement_path(recipe).read_bytes()).hexdigest()
     )
+    # mirror check: the tree's artifact, its statement and the ledger's record agree...
+    checked = CliRunner().invoke(main, ["mirror", "check", "-i", str(inv_a), "--artifact", RECIPE])
+    assert checked.exit_code == 0, checked.output
+    assert "provenance statement and ledger record match" in checked.output
+    # ...and a deployment whose ledger never recorded that build does not vouch for it.
+    stranger = sandbox_copy(tmp_path / "3", tree_a)
+    checked = CliRunner().invoke(
+        main, ["mirror", "check", "-i", str(stranger), "--artifact", RECIPE]
+    )
+    assert checked.exit_code == EXIT_FAILED, checked.output
+    assert "ledger has no record of it" in checked.output
     # A second build of the same inputs reuses the artifact, and says so in the ledger.
     code, again = build(inv_a, tmp_path / "cache-a", RECIPE)
     assert code == 0, again
