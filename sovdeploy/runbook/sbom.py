@@ -1,8 +1,9 @@
 """A CycloneDX 1.6 SBOM of what was deployed: every host's Debian packages and images.
 
-Built from the probe's readings (``dpkg-query`` and the container runtime on each host)
-and sovdeploy's pinned Kubernetes manifest, with package URLs that name the mirror
-each artifact came from. The serial number is derived from the content and the
+Built from the probe's readings (``dpkg-query`` and the container runtime on each host),
+sovdeploy's pinned Kubernetes manifest, and what `mirror build` built from source for the
+deployment (each with the Go module and version it was built from), with package URLs
+that name the mirror each artifact came from. The serial number is derived from the content and the
 timestamp is the facts', so the same facts give the same bytes.
 """
 
@@ -18,6 +19,8 @@ from urllib.parse import quote
 from sovdeploy import __version__
 from sovdeploy.kubernetes import artifacts as mirror
 from sovdeploy.model import Deployment, SourceKind
+from sovdeploy.supply import build as supply_build
+from sovdeploy.supply import recipes
 
 #: Debian 13's code name, for the package URLs' distro qualifier.
 DISTRO = "debian-13"
@@ -88,6 +91,35 @@ def _pinned(deployment: Deployment) -> list[dict[str, Any]]:
     return found
 
 
+def _built(deployment: Deployment) -> list[dict[str, Any]]:
+    """What the deployment runs that was built from pinned source, where the tree holds it."""
+    supply = recipes.load()
+    tree = supply_build.tree(deployment)
+    found = []
+    for recipe in supply.in_groups(supply_build.needed_groups(deployment)):
+        ok, detail = tree.verify(recipe)
+        if not ok:
+            continue
+        component: dict[str, Any] = {
+            "type": "application",
+            "bom-ref": f"sovdeploy-build:{recipe.name}@{recipe.version}",
+            "name": recipe.name,
+            "version": recipe.version,
+            "purl": f"pkg:golang/{recipe.module}@{recipe.version}",
+            "hashes": [{"alg": "SHA-256", "content": detail.removeprefix("sha256:")}],
+            "properties": [
+                {"name": "sovdeploy:built-from", "value": f"{recipe.module}@{recipe.version}"},
+                {"name": "sovdeploy:package", "value": recipe.package},
+                {
+                    "name": "sovdeploy:provenance",
+                    "value": str(tree.statement_path(recipe).relative_to(tree.root)),
+                },
+            ],
+        }
+        found.append(component)
+    return found
+
+
 def build(deployment: Deployment, facts: Mapping[str, Any]) -> dict[str, Any]:
     """The SBOM as a JSON-ready dict."""
     apt = _source(deployment, SourceKind.APT)
@@ -103,6 +135,7 @@ def build(deployment: Deployment, facts: Mapping[str, Any]) -> dict[str, Any]:
     ]
     components += [_image(ref, hosts) for ref, hosts in sorted(images.items())]
     components += _pinned(deployment)
+    components += _built(deployment)
     body = {
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",

@@ -193,6 +193,28 @@ def test_the_sbom_is_valid_cyclonedx(loaded: inv.LoadedInventory) -> None:
     assert {"name": "sovdeploy:hosts", "value": "sbx-cmp1,sbx-ctl1,sbx-log1"} in nova["properties"]
 
 
+def test_the_sbom_lists_what_was_built_from_source(loaded: inv.LoadedInventory) -> None:
+    from sovdeploy.supply import build as supply_build
+    from sovdeploy.supply import recipes
+
+    tofu = recipes.load().get("tofu")
+    ok, detail = supply_build.tree(loaded.deployment).verify(tofu)
+    if not ok:
+        pytest.skip(f"the sandbox's mirror tree is not built ({detail}): make mirror builds it")
+    raw = _build(loaded, sandbox_facts(loaded.deployment)).files[document.SBOM].decode()
+    bom = json.loads(raw)
+    built = {c["name"]: c for c in bom["components"] if c["bom-ref"].startswith("sovdeploy-build:")}
+    assert set(built) == {"tofu", "terraform-provider-openstack"}
+    assert built["tofu"]["purl"] == "pkg:golang/github.com/opentofu/opentofu@v1.12.6"
+    assert built["tofu"]["hashes"] == [
+        {"alg": "SHA-256", "content": detail.removeprefix("sha256:")}
+    ]
+    assert {
+        "name": "sovdeploy:provenance",
+        "value": "files/opentofu/v1.12.6/linux_amd64/tofu.intoto.json",
+    } in built["tofu"]["properties"]
+
+
 def test_the_example_sbom_pins_the_kubernetes_artifacts_by_digest() -> None:
     from sovdeploy.runbook import sbom
 
