@@ -95,15 +95,29 @@ def mirror_path(inventory: Path, name: str) -> None:
 def mirror_list(inventory: Path, as_json: bool) -> None:
     """Print every artifact: version, digest, upstream origin, and where the mirror must hold it.
 
-    An operator fills an in-jurisdiction mirror from this list; the roles install
-    nothing else.
+    Then every recipe built from pinned source: its Go module and version, and where the
+    inventory's tree holds it (with its sha256 once built). An operator fills an
+    in-jurisdiction mirror from this list; the roles install nothing else.
     """
     manifest = mir.load()
-    mirrors = mir.sources(inv.load(inventory).deployment)
+    deployment = inv.load(inventory).deployment
+    mirrors = mir.sources(deployment)
+    where = supply_build.tree(deployment)
+    built = []
+    for recipe in recipes.load().recipes:
+        ok, detail = where.verify(recipe)
+        built.append(
+            {
+                **recipe.model_dump(mode="json"),
+                "tree_path": str(where.target(recipe)),
+                "sha256": detail.removeprefix("sha256:") if ok else None,
+            }
+        )
     if as_json:
         doc = {
             "kubernetes_version": manifest.kubernetes_version,
             "artifacts": [_artifact_json(a, mir.location(a, mirrors)) for a in manifest.artifacts],
+            "built_from_source": built,
         }
         out.print_json(data=doc)
         return
@@ -115,6 +129,11 @@ def mirror_list(inventory: Path, as_json: bool) -> None:
             f"      mirror:   {mir.location(a, mirrors) or '(no source of this kind)'}",
             markup=False,
         )
+    out.print(f"Built from pinned source: {len(built)} recipe(s) ({where.root})")
+    for b in built:
+        state = f"sha256:{b['sha256']}" if b["sha256"] else "(not built)"
+        out.print(f"{b['group']:<10} {b['name']} {b['version']} {state}", markup=False)
+        out.print(f"      source:   {b['module']}@{b['version']} ({b['package']})", markup=False)
 
 
 @mirror.command("check")
