@@ -110,7 +110,14 @@ def go_version(env: GoEnv) -> str:
             f"the Go toolchain {env.toolchain} cannot be run (is `go` on PATH, and does "
             f"the Go source serve golang.org/toolchain?):\n{tail(proc.stderr, 10)}"
         )
-    return proc.stdout.strip()
+    found = proc.stdout.strip()
+    if f" {env.toolchain} " not in f" {found} ":
+        # A Go older than 1.21 ignores GOTOOLCHAIN and would build with itself.
+        raise SupplyError(
+            f"`go version` says {found!r}, not the pinned {env.toolchain}: the go on PATH "
+            "cannot switch toolchains (Go >= 1.21 can); install a newer Go from your mirror"
+        )
+    return found
 
 
 def module_info(recipe: Recipe, wrapper: Path, env: GoEnv) -> ModuleInfo:
