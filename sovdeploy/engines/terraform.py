@@ -121,7 +121,8 @@ class Workspace:
     inputs: Mapping[str, Any]
     backend: tuple[str, Mapping[str, Any]] = ("local", {})
     plugin_mirror: Path | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    # Never shown: it may carry a credential (OS_PASSWORD for the OpenStack provider).
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     engine: Engine | None = None
     lock_file: Path | None = None
 

@@ -39,8 +39,11 @@ def run(ctx: Context) -> str:
         # No provider mirror: the same from the same data, through openstack.cloud.
         ran = playbook_phase("tenancy", check=False, extravars=lambda _ctx: found)(ctx)
         return f"{what} (openstack.cloud); {ran}{_left_out(ctx)}"
-    clouds = write_clouds(ctx, vault_values(ctx))
-    ws = workspaces.tenancy_workspace(ctx, found, mirror, clouds)
+    values = vault_values(ctx)
+    clouds = write_clouds(ctx, values)
+    ws = workspaces.tenancy_workspace(
+        ctx, found, mirror, clouds, password=str(values["keystone_admin_password"])
+    )
     summary = workspaces.apply_workspace(ctx, ws)
     tool = ws.engine.name if ws.engine else "tofu"
     return f"{what} ({tool}: {summary.describe()}){_left_out(ctx)}"

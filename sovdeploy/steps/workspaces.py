@@ -125,11 +125,15 @@ def apply_workspace(ctx: Context, ws: terraform.Workspace) -> terraform.PlanSumm
 
 
 def tenancy_workspace(
-    ctx: Context, found: dict[str, Any], mirror: Path, clouds: tuple[Path, Path]
+    ctx: Context, found: dict[str, Any], mirror: Path, clouds: tuple[Path, Path], password: str
 ) -> terraform.Workspace:
     """terraform/modules/tenancy, reaching the cloud as the operator does.
 
-    ``clouds`` are the clouds.yaml and secure.yaml that ``write_clouds`` wrote.
+    ``clouds`` are the clouds.yaml and secure.yaml that ``write_clouds`` wrote. The
+    OpenStack provider (gophercloud) reads clouds.yaml from OS_CLIENT_CONFIG_FILE but
+    looks for secure.yaml only in the working directory and ~/.config/openstack, so the
+    admin password reaches it as OS_PASSWORD, in the engine's environment alone (never
+    on its command line, in the root module or in the plan).
     """
     s = ctx.deployment.settings
     module = project_root() / "terraform" / "modules" / "tenancy"
@@ -145,6 +149,7 @@ def tenancy_workspace(
             "OS_CLOUD": s.deployment,
             "OS_CLIENT_CONFIG_FILE": str(clouds[0]),
             "OS_CLIENT_SECURE_FILE": str(clouds[1]),
+            "OS_PASSWORD": password,
         },
     )
 

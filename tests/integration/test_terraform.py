@@ -142,11 +142,11 @@ def _sandbox_cloud() -> dict[str, str] | None:
         usercheck.connect(clouds, secure, "sandbox").identity.get_endpoint()
     except Exception:  # noqa: BLE001 - any failure means: no cloud to test against
         return None
-    return {
-        "OS_CLOUD": "sandbox",
-        "OS_CLIENT_CONFIG_FILE": str(clouds),
-        "OS_CLIENT_SECURE_FILE": str(secure),
-    }
+    import yaml
+
+    password = yaml.safe_load(secure.read_text())["clouds"]["sandbox"]["auth"]["password"]
+    # gophercloud reads no OS_CLIENT_SECURE_FILE: the password goes as sovdeploy passes it.
+    return {"OS_CLOUD": "sandbox", "OS_CLIENT_CONFIG_FILE": str(clouds), "OS_PASSWORD": password}
 
 
 @needs_mirror
