@@ -136,11 +136,14 @@ def _sandbox_cloud() -> dict[str, str] | None:
     clouds, secure = state / "clouds.yaml", state / "secure.yaml"
     if not (clouds.is_file() and secure.is_file()):
         return None
+    from keystoneauth1.exceptions import ClientException
+    from openstack.exceptions import SDKException
+
     from sovdeploy.openstack import usercheck
 
     try:
-        usercheck.connect(clouds, secure, "sandbox").identity.get_endpoint()
-    except Exception:  # noqa: BLE001 - any failure means: no cloud to test against
+        usercheck.connect(clouds, secure, "sandbox").authorize()
+    except (ClientException, SDKException):  # unreachable, or not this deployment's cloud
         return None
     import yaml
 
