@@ -85,13 +85,18 @@ def test_fmt_is_clean(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_sandbox_hosts_native_tests(tmp_path):
-    init(MODULES / "sandbox_hosts", tmp_path)
-    proc = tf(MODULES / "sandbox_hosts", "test", "-no-color", tmp_path=tmp_path)
+def native_tests(module: Path, tmp_path: Path) -> None:
+    """`tofu test` of ``module``: every run block of its test files ran and passed."""
+    init(module, tmp_path)
+    proc = tf(module, "test", "-no-color", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    runs = runs_in(MODULES / "sandbox_hosts" / "tests")
+    runs = runs_in(module / "tests")
     assert runs > 0
     assert f"{runs} passed, 0 failed" in proc.stdout, proc.stdout
+
+
+def test_sandbox_hosts_native_tests(tmp_path):
+    native_tests(MODULES / "sandbox_hosts", tmp_path)
 
 
 @needs_mirror
@@ -104,12 +109,7 @@ def test_tenancy_validates_with_the_real_provider(tmp_path):
 @needs_mirror
 def test_tenancy_plan_tests(tmp_path):
     """Plan-mode tests: the real provider's schema, a mocked cloud."""
-    init(MODULES / "tenancy", tmp_path)
-    proc = tf(MODULES / "tenancy", "test", "-no-color", tmp_path=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    runs = runs_in(MODULES / "tenancy" / "tests")
-    assert runs > 0
-    assert f"{runs} passed, 0 failed" in proc.stdout, proc.stdout
+    native_tests(MODULES / "tenancy", tmp_path)
 
 
 @needs_mirror
