@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -331,3 +332,52 @@ def test_a_registry_serving_altered_bytes_is_refused(
         stored.write_bytes(original)
     assert not result.ok
     assert result.detail.startswith("wrong digest: the mirror serves sha256:")
+
+
+def test_an_image_sovdeploy_writes_is_served_checked_and_pulled_by_podman(
+    registry: tuple[Path, str], tmp_path: Path
+) -> None:
+    """oci.push into the registry; mirror check hashes the index; podman pulls it."""
+    from sovdeploy.supply import oci
+
+    script = b"#!/bin/sh\necho sovdeploy-oci-ok\n"
+    img = oci.image(
+        [oci.Entry("hello", script, 0o755)],
+        epoch=1787133844,
+        entrypoint=["/hello"],
+    )
+    _, url = registry
+    digest = oci.push(url, "example.org/oci-test", "1", img)
+    assert digest == img.index.digest
+    artifact = mir.Artifact.model_validate(
+        {
+            "name": "oci-test",
+            "kind": "image",
+            "for": "k8s",
+            "version": "1",
+            "path": "example.org/oci-test",
+            "sha256": digest.removeprefix("sha256:"),
+            "origin": "example.org/oci-test:1",
+        }
+    )
+    [result] = mir.check([artifact], {mir.ArtifactKind.IMAGE: url})
+    assert result.ok, result.detail
+    # A second push sends no blob again and gives the same digest.
+    assert oci.push(url, "example.org/oci-test", "1", img) == digest
+    # podman (containers/image, as CRI-O and kubelet's runtimes read images) accepts it:
+    # it pulls by digest and reads the entrypoint from the config.
+    ref = f"{url.removeprefix('http://')}/example.org/oci-test@{digest}"
+    env = dict(os.environ, CONTAINERS_CONF=str(ROOT / ".config/containers/containers.conf"))
+    pulled = subprocess.run(
+        ["podman", "pull", "-q", "--tls-verify=false", ref],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert pulled.returncode == 0, pulled.stderr
+    try:
+        inspected = subprocess.run(
+            ["podman", "image", "inspect", "--format", "{{json .Config.Entrypoint}}", ref],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert json.loads(inspected.stdout) == ["/hello"]
+    finally:
+        subprocess.run(["podman", "rmi", "-f", ref], env=env, check=False, capture_output=True)
