@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,6 +171,31 @@ def build_flags(recipe: Recipe, info: ModuleInfo) -> list[str]:
     return flags
 
 
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """SIGINT to the build's process group, then SIGKILL to what is left of it."""
+    for sig, grace in ((signal.SIGINT, 10.0), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _group_alive(proc.pid):
+            time.sleep(0.1)
+    proc.wait()
+    while _group_alive(proc.pid):
+        time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def build(
     recipe: Recipe,
     *,
@@ -183,6 +210,8 @@ def build(
     flags = build_flags(recipe, info)
     args = ["go", "build", "-v", *flags, "-o", str(out), recipe.package]
     environ = {**env.environ(recipe), "SOURCE_DATE_EPOCH": str(info.epoch), **(extra_env or {})}
+    # Its own process group: on Ctrl-C (or any error here) go and the compilers it
+    # started are stopped together, and none outlives the command.
     proc = subprocess.Popen(
         args,
         cwd=wrapper,
@@ -190,6 +219,7 @@ def build(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     lines: list[str] = []
     assert proc.stdout is not None
@@ -199,8 +229,7 @@ def build(
             on_line(line.strip())
         code = proc.wait()
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _stop_group(proc)
         raise
     if code != 0 or not out.is_file():
         raise _fail(recipe, "go build", "".join(lines[-200:]))

@@ -254,3 +254,47 @@ def test_dirhash_is_gos_hash1(tmp_path):
     expected = "h1:" + base64.b64encode(summary).decode()
     (tmp_path / name).write_bytes(b"a provider")
     assert terraform.dirhash_h1(tmp_path) == expected
+
+
+@needs_go
+def test_ctrl_c_during_a_build_publishes_nothing_and_the_next_build_finishes(tmp_path):
+    """SIGINT while go compiles: exit 130, no go process left, nothing in the tree; resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tree = tmp_path / "tree"
+    inv = sandbox_copy(tmp_path, tree)
+    sovdeploy = str(Path(sys.executable).parent / "sovdeploy")
+    env = dict(os.environ, GOCACHE=str(tmp_path / "cache"))
+    args = [sovdeploy, "mirror", "build", "-i", str(inv), "--artifact", "cni-bridge"]
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "TASK go build" in line:
+            break
+    time.sleep(3)  # compiling, with an empty build cache
+    # To sovdeploy alone (as `kill -INT` would): it must stop go and its compilers itself.
+    os.kill(proc.pid, signal.SIGINT)
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, "".join(seen) + rest
+    # go ran in a process group of its own; no process of either group is left.
+    left = subprocess.run(
+        ["ps", "-eo", "pid,sid,args"], check=True, capture_output=True, text=True
+    ).stdout
+    # go build and each compile it starts name the module's packages in their arguments.
+    survivors = [x for x in left.splitlines() if "containernetworking/plugins" in x]
+    assert survivors == [], f"processes of the build survived: {survivors}"
+    recipe = recipes.load().get("cni-bridge")
+    assert not supply_build.Tree(tree).target(recipe).exists()
+    assert not (tree / ".supply" / "work" / "cni-bridge").exists()
+    code, out = build(inv, tmp_path / "cache", "cni-bridge")
+    assert code == 0, out
+    assert supply_build.Tree(tree).verify(recipe)[0]
