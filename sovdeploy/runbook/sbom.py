@@ -101,7 +101,7 @@ def _built(deployment: Deployment) -> list[dict[str, Any]]:
         if not ok:
             continue
         component: dict[str, Any] = {
-            "type": "application",
+            "type": "container" if recipe.image is not None else "application",
             "bom-ref": f"sovdeploy-build:{recipe.name}@{recipe.version}",
             "name": recipe.name,
             "version": recipe.version,

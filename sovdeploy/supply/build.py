@@ -23,10 +23,11 @@ from sovdeploy.ledger import records as ledger_records
 from sovdeploy.model import Deployment, IacEngine, SourceKind
 from sovdeploy.progress import Progress
 from sovdeploy.state import Run
-from sovdeploy.supply import gobuild, provenance
+from sovdeploy.supply import cbuild, gobuild, oci, provenance
 from sovdeploy.supply.recipes import Group, Recipe, Supply, SupplyError, wrapper_dir
 from sovdeploy.supply.recipes import load as load_recipes
-from sovdeploy.supply.tree import Tree, sha256_file
+from sovdeploy.supply.tree import Tree
+from sovdeploy.supply.tree import digest as tree_digest
 
 __all__ = [
     "Built",
@@ -169,17 +170,32 @@ def _build_one(
     info = gobuild.module_info(recipe, wrapper, env)
     go_sum = gobuild.go_sum_line(wrapper, recipe.module, recipe.version)
     with where.workspace(recipe) as work:
-        out = work / recipe.path.rsplit("/", 1)[-1]
-        progress.task_start(f"go build {recipe.package}")
-        flags = gobuild.build(
-            recipe,
-            wrapper=wrapper,
-            env=env,
-            info=info,
-            out=out,
-            on_line=lambda line: progress.step(f"compile {line}"),
-        )
-        sha256 = sha256_file(out)
+        out = work / (recipe.image.file if recipe.image else recipe.path).rsplit("/", 1)[-1]
+        if recipe.builder == "c":
+            progress.task_start(f"gcc {' '.join(recipe.sources)} ({recipe.package})")
+            flags = cbuild.build(recipe, info.dir, out)
+            toolchain = cbuild.toolchain()
+        else:
+            progress.task_start(f"go build {recipe.package}")
+            flags = gobuild.build(
+                recipe,
+                wrapper=wrapper,
+                env=env,
+                info=info,
+                out=out,
+                on_line=lambda line: progress.step(f"compile {line}"),
+            )
+        if recipe.image is not None:
+            progress.task_start(f"OCI image {recipe.path}")
+            img = oci.image(
+                [oci.Entry(recipe.image.file, out.read_bytes(), 0o755)],
+                epoch=info.epoch,
+                entrypoint=list(recipe.image.entrypoint),
+                user=recipe.image.user,
+            )
+            out = work / "layout"
+            oci.write_layout(out, img, recipe.image.tag)
+        sha256 = tree_digest(out) or ""
         statement = provenance.statement(
             recipe,
             subject=where.relative(recipe),

@@ -72,6 +72,8 @@ class ModuleInfo:
     h1: str
     time: datetime
     commit: str
+    #: The module's source, in the module cache (read-only).
+    dir: Path
 
     @property
     def epoch(self) -> int:
@@ -149,6 +151,7 @@ def module_info(recipe: Recipe, wrapper: Path, env: GoEnv) -> ModuleInfo:
         h1=doc["Sum"],
         time=datetime.fromisoformat(info["Time"].replace("Z", "+00:00")).astimezone(UTC),
         commit=str(origin.get("Hash", "")),
+        dir=Path(doc["Dir"]),
     )
 
 

@@ -25,8 +25,10 @@ __all__ = ["BUILD_TYPE", "PREDICATE_TYPE", "STATEMENT_TYPE", "statement", "subje
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
-#: What the build definition's parameters mean: a module built by `go build`.
+#: What the build definition's parameters mean: a module built by `go build`, or C sources
+#: of a module compiled by the deployer's gcc (``-c-module``).
 BUILD_TYPE = f"urn:sovdeploy:build-type:go-module:v{BUILDER_VERSION}"
+C_BUILD_TYPE = f"urn:sovdeploy:build-type:c-module:v{BUILDER_VERSION}"
 
 
 def _sha256(path: Path) -> str:
@@ -55,7 +57,7 @@ def statement(
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "buildDefinition": {
-                "buildType": BUILD_TYPE,
+                "buildType": C_BUILD_TYPE if recipe.builder == "c" else BUILD_TYPE,
                 "externalParameters": {
                     "module": recipe.module,
                     "version": recipe.version,
@@ -64,6 +66,12 @@ def statement(
                     "goos": "linux",
                     "goarch": "amd64",
                     "cgo": recipe.cgo,
+                    "builder": recipe.builder,
+                    **(
+                        {"image": recipe.image.model_dump(mode="json")}
+                        if recipe.image is not None
+                        else {}
+                    ),
                 },
                 "internalParameters": {
                     "toolchain": go_version,

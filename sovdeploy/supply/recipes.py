@@ -17,6 +17,7 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -57,6 +58,19 @@ class RecipeKind(StrEnum):
     FILE = "file"
     #: A provider in the OpenTofu filesystem mirror (``providers/<path>``).
     PROVIDER = "provider"
+    #: An OCI image layout (``images/<path>/``) holding the built binary alone.
+    IMAGE = "image"
+
+
+class ImageSpec(BaseModel):
+    """How the built binary becomes an image: where it lies in it, and how it runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str = Field(pattern=r"^[^/].*$", description="the binary's path in the image")
+    entrypoint: tuple[str, ...]
+    user: str = ""
+    tag: str = Field(description="the tag the image is known by")
 
 
 class Recipe(BaseModel):
@@ -70,7 +84,15 @@ class Recipe(BaseModel):
     module: str = Field(description="the Go module whose source is built")
     version: str = Field(pattern=r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
     wrapper: str = Field(pattern=r"^[a-z0-9-]+$", description="directory under supply/go")
-    package: str = Field(description="the main package built")
+    package: str = Field(
+        description="the main package built (go), or the directory of the sources (c)"
+    )
+    builder: Literal["go", "c"] = Field(
+        default="go", description="go build; or the deployer's C compiler, static"
+    )
+    sources: tuple[str, ...] = Field(default=(), description="C sources, in the package")
+    cflags: tuple[str, ...] = Field(default=(), description="C flags; {version} filled")
+    image: ImageSpec | None = None
     ldflags: tuple[str, ...] = Field(
         default=(),
         description="more -ldflags; {version}, {major}, {minor}, {commit} and {date} "
@@ -86,6 +108,10 @@ class Recipe(BaseModel):
     def _package_in_module(self) -> Recipe:
         if not (self.package == self.module or self.package.startswith(self.module + "/")):
             raise ValueError(f"{self.name}: {self.package} is not in module {self.module}")
+        if (self.builder == "c") != bool(self.sources):
+            raise ValueError(f"{self.name}: a C build names its sources, a Go build none")
+        if (self.kind is RecipeKind.IMAGE) != (self.image is not None):
+            raise ValueError(f"{self.name}: an image recipe says how to make the image")
         return self
 
     def ldflag_values(self, commit: str, date: str) -> tuple[str, ...]:

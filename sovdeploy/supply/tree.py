@@ -29,9 +29,9 @@ from sovdeploy.fsutil import atomic_write
 from sovdeploy.supply import provenance
 from sovdeploy.supply.recipes import Recipe, RecipeKind, SupplyError
 
-__all__ = ["Tree", "sha256_file"]
+__all__ = ["Tree", "digest", "sha256_file"]
 
-_TREES = {RecipeKind.FILE: "files", RecipeKind.PROVIDER: "providers"}
+_TREES = {RecipeKind.FILE: "files", RecipeKind.PROVIDER: "providers", RecipeKind.IMAGE: "images"}
 _CHUNK = 1 << 20
 
 
@@ -41,6 +41,21 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def digest(path: Path) -> str | None:
+    """A file's sha256; an OCI image layout's index digest, once its blob checks out."""
+    if path.is_file():
+        return sha256_file(path)
+    try:
+        top = json.loads((path / "index.json").read_text())["manifests"][0]["digest"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    value = str(top).removeprefix("sha256:")
+    blob = path / "blobs" / "sha256" / value
+    if not blob.is_file() or sha256_file(blob) != value:
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,7 @@ class Tree:
         return f"{_TREES[recipe.kind]}/{recipe.path}"
 
     def statement_path(self, recipe: Recipe) -> Path:
-        """Beside a file; beside a provider's directory (its package is the directory)."""
+        """Beside a file or an image's layout; beside a provider's package directory."""
         target = self.target(recipe)
         if recipe.kind is RecipeKind.PROVIDER:
             return target.parent.with_name(target.parent.name + ".intoto.json")
@@ -83,8 +98,7 @@ class Tree:
         record = self.record(recipe)
         if record is None or record.get("key") != key:
             return None
-        target = self.target(recipe)
-        if not target.is_file() or sha256_file(target) != record.get("sha256"):
+        if digest(self.target(recipe)) != record.get("sha256"):
             return None
         try:
             doc = json.loads(self.statement_path(recipe).read_text())
@@ -109,14 +123,23 @@ class Tree:
         self, recipe: Recipe, built: Path, statement: dict[str, Any], key: str, sha256: str
     ) -> None:
         """Move ``built`` into place with its statement, and remember what it was built from."""
-        if sha256_file(built) != sha256:
+        if digest(built) != sha256:
             raise SupplyError(f"{recipe.name}: {built} changed while it was published")
         target = self.target(recipe)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Executables every user of the mirror runs; only root writes them.
-        built.chmod(0o755)
         atomic_write(self.statement_path(recipe), provenance.dumps(statement))
-        built.replace(target)
+        if built.is_dir():
+            # An image layout: the old one moves aside, the new one in, the old one goes.
+            old = target.with_name(target.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            if target.exists():
+                target.replace(old)
+            built.replace(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            # Executables every user of the mirror runs; only root writes them.
+            built.chmod(0o755)
+            built.replace(target)
         atomic_write(
             self._record_path(recipe),
             json.dumps(
@@ -138,14 +161,16 @@ class Tree:
     def verify(self, recipe: Recipe) -> tuple[bool, str]:
         """Is the artifact there, and does its statement vouch for its bytes?"""
         target = self.target(recipe)
-        if not target.is_file():
+        if not target.exists():
             return False, f"{self.relative(recipe)} is missing"
-        digest = sha256_file(target)
+        found = digest(target)
+        if found is None:
+            return False, f"{self.relative(recipe)} is not a whole image layout"
         try:
             doc = json.loads(self.statement_path(recipe).read_text())
             vouched = provenance.subject_digest(doc)
         except (OSError, ValueError, KeyError) as exc:
             return False, f"no readable provenance statement beside it ({exc})"
-        if vouched != digest:
-            return False, f"sha256 {digest} but its statement vouches for {vouched}"
-        return True, f"sha256:{digest}"
+        if vouched != found:
+            return False, f"sha256 {found} but its statement vouches for {vouched}"
+        return True, f"sha256:{found}"
