@@ -78,9 +78,16 @@ def _canonical(doc: dict[str, Any]) -> bytes:
 
 def layer(entries: Iterable[Entry], epoch: int) -> tuple[Blob, str]:
     """A gzip'd tar of ``entries`` and the digest of the uncompressed tar (its diff ID)."""
+    given = {e.path.strip("/"): e for e in entries}
+    # Every parent directory has an entry of its own (root's, 0755), as image builders do.
+    for path in list(given):
+        parts = path.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            parent = "/".join(parts[:depth])
+            given.setdefault(parent, Entry(parent, None, 0o755))
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for entry in sorted(entries, key=lambda e: e.path):
+        for entry in sorted(given.values(), key=lambda e: e.path.strip("/")):
             info = tarfile.TarInfo(entry.path.strip("/"))
             info.mtime = epoch
             info.mode = entry.mode

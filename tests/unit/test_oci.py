@@ -61,3 +61,15 @@ def test_the_index_names_one_linux_amd64_manifest_and_the_layout_is_complete(tmp
     for blob in img.blobs:
         stored = tmp_path / "blobs" / "sha256" / blob.digest.removeprefix("sha256:")
         assert stored.read_bytes() == blob.data
+
+
+def test_a_files_parent_directories_get_entries_of_their_own():
+    blob, _ = oci.layer([oci.Entry("usr/local/bin/etcd", b"binary", 0o755)], EPOCH)
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob.data))) as tar:
+        members = [(m.name, m.isdir(), m.mode) for m in tar.getmembers()]
+    assert members == [
+        ("usr", True, 0o755),
+        ("usr/local", True, 0o755),
+        ("usr/local/bin", True, 0o755),
+        ("usr/local/bin/etcd", False, 0o755),
+    ]
