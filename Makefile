@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 export CONTAINERS_CONF ?= $(CURDIR)/.config/containers/containers.conf
 INVENTORY ?= inventories/sandbox
 # netavark (podman's network stack) runs iptables but does not depend on it.
-APT_PACKAGES := podman runc debootstrap netavark aardvark-dns iptables qemu-system-x86 qemu-utils openssh-client python3-venv git docker-registry dpkg-dev graphviz
+APT_PACKAGES := podman runc debootstrap netavark aardvark-dns iptables qemu-system-x86 qemu-utils openssh-client python3-venv git docker-registry dpkg-dev graphviz libseccomp-dev
 APT_CACHE := /var/cache/sovdeploy/apt
 
 .PHONY: help deps venv mirror image up down test lint docs unit terraform-test molecule molecule-long integration bench bench-up bench-mirror clean

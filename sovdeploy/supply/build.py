@@ -173,9 +173,12 @@ def _build_one(
         out = work / (recipe.image.file if recipe.image else recipe.path).rsplit("/", 1)[-1]
         if recipe.builder == "c":
             progress.task_start(f"gcc {' '.join(recipe.sources)} ({recipe.package})")
+            toolchain = cbuild.toolchain(recipe.c_packages)
             flags = cbuild.build(recipe, info.dir, out)
-            toolchain = cbuild.toolchain()
         else:
+            if recipe.cgo:
+                # cgo links C: its compiler and libraries decide bytes too.
+                toolchain = f"{toolchain}; {cbuild.toolchain(recipe.c_packages)}"
             progress.task_start(f"go build {recipe.package}")
             flags = gobuild.build(
                 recipe,

@@ -21,8 +21,12 @@ __all__ = ["build", "toolchain"]
 _PACKAGES = ("gcc", "libc6-dev", "binutils")
 
 
-def toolchain() -> str:
-    """``gcc --version``'s first line and the versions of the packages that link the binary."""
+def toolchain(extra: tuple[str, ...] = ()) -> str:
+    """``gcc --version``'s first line and the versions of the packages that link the binary.
+
+    ``extra`` are more Debian packages the build links in (libseccomp-dev for runc); a
+    missing one is an error that names it.
+    """
     try:
         gcc = subprocess.run(
             ["gcc", "--version"], capture_output=True, text=True, check=True
@@ -30,12 +34,19 @@ def toolchain() -> str:
     except (OSError, subprocess.CalledProcessError, IndexError) as exc:
         raise SupplyError(f"no working C compiler (gcc) on this machine: {exc}") from exc
     proc = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Package}=${Version} ", *_PACKAGES],
+        ["dpkg-query", "-W", "-f=${Package}=${Version} ", *_PACKAGES, *extra],
         capture_output=True,
         text=True,
         check=False,
     )
-    return f"{gcc}; {proc.stdout.strip() or 'package versions unknown'}"
+    found = proc.stdout.strip()
+    missing = [p for p in extra if f"{p}=" not in found]
+    if missing:
+        raise SupplyError(
+            f"the build links in {', '.join(missing)}, which is not installed: "
+            f"apt-get install {' '.join(missing)} (make deps installs it)"
+        )
+    return f"{gcc}; {found or 'package versions unknown'}"
 
 
 def build(recipe: Recipe, module_dir: Path, out: Path) -> list[str]:

@@ -92,6 +92,11 @@ class Recipe(BaseModel):
     )
     sources: tuple[str, ...] = Field(default=(), description="C sources, in the package")
     cflags: tuple[str, ...] = Field(default=(), description="C flags; {version} filled")
+    c_packages: tuple[str, ...] = Field(
+        default=(),
+        description="Debian packages a C or cgo build links in, beyond the C toolchain: "
+        "checked to be installed, and their versions recorded in the provenance",
+    )
     image: ImageSpec | None = None
     ldflags: tuple[str, ...] = Field(
         default=(),
