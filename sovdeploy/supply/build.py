@@ -179,7 +179,8 @@ def _build_one(
             if recipe.cgo:
                 # cgo links C: its compiler and libraries decide bytes too.
                 toolchain = f"{toolchain}; {cbuild.toolchain(recipe.c_packages)}"
-            progress.task_start(f"go build {recipe.package}")
+            verb = "go test -c" if recipe.builder == "go-test" else "go build"
+            progress.task_start(f"{verb} {recipe.package}")
             flags = gobuild.build(
                 recipe,
                 wrapper=wrapper,

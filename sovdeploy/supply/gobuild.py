@@ -211,7 +211,9 @@ def build(
 ) -> list[str]:
     """Build ``recipe`` into ``out``; return the ``go build`` arguments it ran with."""
     flags = build_flags(recipe, info)
-    args = ["go", "build", "-v", *flags, "-o", str(out), recipe.package]
+    # A test binary (e2e.test) is `go test -c`, which takes the same build flags.
+    verb = ["test", "-c"] if recipe.builder == "go-test" else ["build", "-v"]
+    args = ["go", *verb, *flags, "-o", str(out), recipe.package]
     environ = {**env.environ(recipe), "SOURCE_DATE_EPOCH": str(info.epoch), **(extra_env or {})}
     # Its own process group: on Ctrl-C (or any error here) go and the compilers it
     # started are stopped together, and none outlives the command.

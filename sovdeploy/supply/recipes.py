@@ -87,8 +87,10 @@ class Recipe(BaseModel):
     package: str = Field(
         description="the main package built (go), or the directory of the sources (c)"
     )
-    builder: Literal["go", "c"] = Field(
-        default="go", description="go build; or the deployer's C compiler, static"
+    builder: Literal["go", "go-test", "c"] = Field(
+        default="go",
+        description="go build; go test -c (a test binary: e2e.test); or the deployer's "
+        "C compiler, static",
     )
     sources: tuple[str, ...] = Field(default=(), description="C sources, in the package")
     cflags: tuple[str, ...] = Field(default=(), description="C flags; {version} filled")
