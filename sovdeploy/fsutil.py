@@ -6,6 +6,7 @@ all write through :func:`atomic_write`, so this module sits below all of them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -57,3 +58,12 @@ def read_json(path: Path, remedy: str, kind: type = dict) -> Any:
     if not isinstance(data, kind):
         raise StateFileError(path, f"it holds a {type(data).__name__}", remedy)
     return data
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -169,23 +169,18 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
         artifacts = mir.needed(manifest, deployment)
         built = list(supply.in_groups(supply_build.needed_groups(deployment)))
     failed = _check_built(built, deployment, StateDir(loaded.path).root)
-    if not artifacts:
-        if not built:
-            out.print(f"{deployment.name}: no Kubernetes hosts, nothing built: nothing to check")
-        elif not failed:
-            out.print(f"[green]the mirror tree holds all {len(built)} built artifact(s)[/green]")
-        if failed:
-            raise mir.MirrorError(
-                f"the mirror tree lacks or does not vouch for: {', '.join(failed)}; "
-                "run `sovdeploy mirror build`"
-            )
-        return
-    results = check_mirrors(artifacts, mir.sources(deployment), out)
+    results = check_mirrors(artifacts, mir.sources(deployment), out) if artifacts else []
     if failed:
         raise mir.MirrorError(
             f"the mirror tree lacks or does not vouch for: {', '.join(failed)}; "
             "run `sovdeploy mirror build`"
         )
+    if not artifacts:
+        if built:
+            out.print(f"[green]the mirror tree holds all {len(built)} built artifact(s)[/green]")
+        else:
+            out.print(f"{deployment.name}: no Kubernetes hosts, nothing built: nothing to check")
+        return
     mir.require_all(results)
     out.print(f"[green]mirrors hold all {len(results)} artifact(s)[/green], digests verified")
 

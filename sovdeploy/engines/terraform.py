@@ -27,6 +27,7 @@ from typing import Any
 from python_terraform import IsFlagged, IsNotFlagged, Terraform
 
 from sovdeploy.errors import InterruptedRunError, TerraformError, UsageError, tail
+from sovdeploy.fsutil import sha256_file
 
 MIN_VERSION = (1, 6)
 #: How long Terraform gets to stop cleanly (and write its state) after Ctrl-C.
@@ -172,11 +173,7 @@ def dirhash_h1(directory: Path) -> str:
     """The ``h1:`` hash a lock file records for a provider package (Go's dirhash.Hash1)."""
     lines = []
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        lines.append(f"{digest.hexdigest()}  {path.relative_to(directory).as_posix()}\n")
+        lines.append(f"{sha256_file(path)}  {path.relative_to(directory).as_posix()}\n")
     summary = hashlib.sha256("".join(lines).encode()).digest()
     return "h1:" + base64.b64encode(summary).decode()
 

@@ -17,7 +17,6 @@ what was served before, and the next build starts that artifact again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -25,22 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sovdeploy.fsutil import atomic_write
+from sovdeploy.fsutil import atomic_write, sha256_file
 from sovdeploy.supply import provenance
 from sovdeploy.supply.recipes import Recipe, RecipeKind, SupplyError
 
-__all__ = ["Tree", "digest", "sha256_file"]
+__all__ = ["Tree", "digest"]
 
 _TREES = {RecipeKind.FILE: "files", RecipeKind.PROVIDER: "providers", RecipeKind.IMAGE: "images"}
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def digest(path: Path) -> str | None:
