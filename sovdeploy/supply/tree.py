@@ -88,15 +88,9 @@ class Tree:
         record = self.record(recipe)
         if record is None or record.get("key") != key:
             return None
-        if digest(self.target(recipe)) != record.get("sha256"):
-            return None
-        try:
-            doc = json.loads(self.statement_path(recipe).read_text())
-            if provenance.subject_digest(doc) != record["sha256"]:
-                return None
-        except (OSError, ValueError, KeyError):
-            return None
-        return str(record["sha256"])
+        ok, detail = self.verify(recipe)
+        found = detail.removeprefix("sha256:")
+        return found if ok and found == record.get("sha256") else None
 
     @contextlib.contextmanager
     def workspace(self, recipe: Recipe) -> Iterator[Path]:
