@@ -33,8 +33,9 @@ def mirror() -> None:
 def mirror_build(inventory: Path, names: tuple[str, ...], verbose: int) -> None:
     """Build from pinned source what the deployment needs and the inventory asks to build.
 
-    Modules come through the inventory's Go source, checked against the pinned go.sum;
-    each artifact is built reproducibly, published with its provenance statement into
+    Modules come through the inventory's Go source, checked against the pinned go.sum,
+    and an image's Debian base packages through its apt source, checked against their
+    pinned sha256; each artifact is built reproducibly, published with its provenance statement into
     the tree `sovdeploy_supply.dir` names, and its digest appended to the ledger. An
     artifact already built from the same inputs is reused. Touches no host.
     """
@@ -56,7 +57,13 @@ def mirror_build(inventory: Path, names: tuple[str, ...], verbose: int) -> None:
         where = supply_build.tree(ctx.deployment)
         env = supply_build.go_env(ctx.deployment, supply)
         built = supply_build.build(
-            supply, chosen, where=where, env=env, progress=ctx.progress, run=ctx.run
+            supply,
+            chosen,
+            where=where,
+            env=env,
+            progress=ctx.progress,
+            run=ctx.run,
+            apt=supply_build.apt_sources(ctx.deployment),
         )
     fresh = [b for b in built if not b.cached]
     out.print(

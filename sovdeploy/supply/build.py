@@ -23,8 +23,8 @@ from sovdeploy.ledger import records as ledger_records
 from sovdeploy.model import Deployment, IacEngine, SourceKind
 from sovdeploy.progress import Progress
 from sovdeploy.state import Run
-from sovdeploy.supply import cbuild, gobuild, oci, provenance
-from sovdeploy.supply.recipes import Group, Recipe, Supply, SupplyError, wrapper_dir
+from sovdeploy.supply import cbuild, debian, gobuild, oci, provenance
+from sovdeploy.supply.recipes import Base, Group, Recipe, Supply, SupplyError, wrapper_dir
 from sovdeploy.supply.recipes import load as load_recipes
 from sovdeploy.supply.tree import Tree
 from sovdeploy.supply.tree import digest as tree_digest
@@ -32,6 +32,7 @@ from sovdeploy.supply.tree import digest as tree_digest
 __all__ = [
     "Built",
     "TreeCheck",
+    "apt_sources",
     "build",
     "check",
     "go_env",
@@ -86,6 +87,15 @@ def go_env(deployment: Deployment, supply: Supply) -> gobuild.GoEnv:
     return gobuild.GoEnv(proxy=",".join(proxies), toolchain=supply.toolchain)
 
 
+def apt_sources(deployment: Deployment) -> tuple[str, ...]:
+    """The inventory's Debian mirrors, which image bases are made from."""
+    return tuple(
+        src.url.rstrip("/")
+        for src in deployment.settings.artifact_sources.values()
+        if src.kind is SourceKind.APT
+    )
+
+
 def tree(deployment: Deployment) -> Tree:
     """The deployer-side tree the inventory's builds go into."""
     return Tree(Path(deployment.settings.supply.dir))
@@ -108,10 +118,15 @@ def build(
     env: gobuild.GoEnv,
     progress: Progress,
     run: Run,
+    apt: tuple[str, ...] = (),
 ) -> list[Built]:
-    """Build (or reuse) each recipe, in order; stop at the first failure."""
+    """Build (or reuse) each recipe, in order; stop at the first failure.
+
+    ``apt`` are the Debian mirrors an image's base packages are fetched from.
+    """
     recipes = list(recipes)
     toolchain: str | None = None
+    bases: dict[str, debian.Layer] = {}
     done: list[Built] = []
     for n, recipe in enumerate(recipes, 1):
         key = supply.key(recipe)
@@ -141,6 +156,9 @@ def build(
                 toolchain=toolchain,
                 progress=progress,
                 invocation=run.id,
+                base=_base_layer(
+                    recipe, supply.base(recipe), apt=apt, where=where, progress=progress, made=bases
+                ),
             )
             ok = True
         finally:
@@ -153,6 +171,30 @@ def build(
     return done
 
 
+def _base_layer(
+    recipe: Recipe,
+    base: Base | None,
+    *,
+    apt: tuple[str, ...],
+    where: Tree,
+    progress: Progress,
+    made: dict[str, debian.Layer],
+) -> tuple[Base, debian.Layer] | None:
+    """The recipe's Debian base as a layer, made once a build (its packages cached)."""
+    if base is None:
+        return None
+    if base.name not in made:
+        progress.task_start(f"base {base.name}: {len(base.packages)} Debian packages")
+        try:
+            made[base.name] = debian.layer(base, apt, where.root / ".supply" / "debs")[0]
+        except SupplyError as exc:
+            raise SupplyError(
+                f"{recipe.name}: {recipe.module} {recipe.version}, its image base {base.name}: "
+                f"{exc} Nothing was built or published."
+            ) from exc
+    return base, made[base.name]
+
+
 def _build_one(
     supply: Supply,
     recipe: Recipe,
@@ -163,6 +205,7 @@ def _build_one(
     toolchain: str,
     progress: Progress,
     invocation: str,
+    base: tuple[Base, debian.Layer] | None,
 ) -> str:
     wrapper = wrapper_dir(recipe)
     begun = datetime.now(UTC)
@@ -191,11 +234,23 @@ def _build_one(
             )
         if recipe.image is not None:
             progress.task_start(f"OCI image {recipe.path}")
+            below: tuple[tuple[oci.Blob, str, str], ...] = ()
+            if base is not None:
+                layer = base[1]
+                parents = recipe.image.file.split("/")[:-1]
+                for depth in range(1, len(parents) + 1):
+                    if "/".join(parents[:depth]) in layer.links:
+                        raise SupplyError(
+                            f"{recipe.name}: {recipe.image.file} lies under a symbolic link "
+                            f"of base {base[0].name}; name the path it points to"
+                        )
+                below = ((layer.blob, layer.diff_id, layer.created_by),)
             img = oci.image(
                 [oci.Entry(recipe.image.file, out.read_bytes(), 0o755)],
                 epoch=info.epoch,
                 entrypoint=list(recipe.image.entrypoint),
                 user=recipe.image.user,
+                below=below,
             )
             out = work / "layout"
             oci.write_layout(out, img, recipe.image.tag)
@@ -213,6 +268,7 @@ def _build_one(
             started=begun,
             finished=datetime.now(UTC),
             invocation=invocation,
+            base=base[0] if base is not None else None,
         )
         progress.task_start("publish")
         where.publish(recipe, out, statement, key, sha256)

@@ -38,13 +38,14 @@ _TIMEOUT = 60
 
 @dataclass(frozen=True)
 class Entry:
-    """A file (``data``) or a directory (``data`` None) in a layer."""
+    """A file (``data``), a symbolic link (``link``) or a directory (neither) in a layer."""
 
     path: str
     data: bytes | None
     mode: int = 0o755
     uid: int = 0
     gid: int = 0
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,12 @@ def layer(entries: Iterable[Entry], epoch: int) -> tuple[Blob, str]:
             info.mode = entry.mode
             info.uid, info.gid = entry.uid, entry.gid
             info.uname = info.gname = ""
-            if entry.data is None:
+            if entry.link is not None:
+                info.type = tarfile.SYMTYPE
+                info.linkname = entry.link
+                info.mode = 0o777
+                tar.addfile(info)
+            elif entry.data is None:
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)
             else:
@@ -114,8 +120,14 @@ def image(
     user: str = "",
     env: tuple[str, ...] = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",),
     labels: dict[str, str] | None = None,
+    below: tuple[tuple[Blob, str, str], ...] = (),
 ) -> Image:
-    """A one-layer linux/amd64 image of ``entries``."""
+    """A linux/amd64 image whose top layer holds ``entries``.
+
+    ``below`` are the layers under it, bottom first, each as ``layer`` returns it plus
+    what made it (the image's history says so): a base made once and shared, so that a
+    registry holds its blob once for every image on it.
+    """
     blob, diff_id = layer(entries, epoch)
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     settings: dict[str, Any] = {"Entrypoint": entrypoint, "Env": list(env)}
@@ -131,8 +143,11 @@ def image(
                 "os": "linux",
                 "created": created,
                 "config": settings,
-                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-                "history": [{"created": created, "created_by": "sovdeploy mirror build"}],
+                "rootfs": {"type": "layers", "diff_ids": [*(d for _, d, _ in below), diff_id]},
+                "history": [
+                    *({"created": created, "created_by": what} for _, _, what in below),
+                    {"created": created, "created_by": "sovdeploy mirror build"},
+                ],
             }
         ),
     )
@@ -143,7 +158,7 @@ def image(
                 "schemaVersion": 2,
                 "mediaType": MANIFEST,
                 "config": config.descriptor(),
-                "layers": [blob.descriptor()],
+                "layers": [*(b.descriptor() for b, _, _ in below), blob.descriptor()],
             }
         ),
     )
@@ -159,7 +174,9 @@ def image(
             }
         ),
     )
-    return Image(index=index, manifest=manifest, config=config, layers=(blob,))
+    return Image(
+        index=index, manifest=manifest, config=config, layers=(*(b for b, _, _ in below), blob)
+    )
 
 
 def write_layout(directory: Path, img: Image, tag: str) -> None:

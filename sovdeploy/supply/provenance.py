@@ -19,7 +19,7 @@ from typing import Any
 
 from sovdeploy import __version__
 from sovdeploy.supply.gobuild import ModuleInfo
-from sovdeploy.supply.recipes import BUILDER_VERSION, Recipe
+from sovdeploy.supply.recipes import BUILDER_VERSION, Base, Recipe
 
 __all__ = ["BUILD_TYPE", "PREDICATE_TYPE", "STATEMENT_TYPE", "statement", "subject_digest"]
 
@@ -49,8 +49,9 @@ def statement(
     started: datetime,
     finished: datetime,
     invocation: str,
+    base: Base | None = None,
 ) -> dict[str, Any]:
-    """The statement for one build of ``recipe``."""
+    """The statement for one build of ``recipe`` (on ``base``, its Debian packages)."""
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": subject, "digest": {"sha256": sha256}}],
@@ -95,6 +96,7 @@ def statement(
                         }
                         for name in ("go.mod", "go.sum")
                     ),
+                    *_debs(base),
                 ],
             },
             "runDetails": {
@@ -110,6 +112,20 @@ def statement(
             },
         },
     }
+
+
+def _debs(base: Base | None) -> list[dict[str, Any]]:
+    """The Debian packages of an image's base, as package URLs with their sha256."""
+    if base is None:
+        return []
+    return [
+        {
+            "uri": f"pkg:deb/debian/{deb.name}@{deb.version}?arch=amd64&distro=debian-{base.suite}",
+            "digest": {"sha256": deb.sha256},
+            "annotations": {"path": deb.path, "base": base.name},
+        }
+        for deb in base.packages
+    ]
 
 
 def subject_digest(doc: dict[str, Any]) -> str:

@@ -26,6 +26,8 @@ from sovdeploy.errors import SovdeployError
 from sovdeploy.paths import project_root
 
 __all__ = [
+    "Base",
+    "Deb",
     "Group",
     "Recipe",
     "RecipeKind",
@@ -71,6 +73,36 @@ class ImageSpec(BaseModel):
     entrypoint: tuple[str, ...]
     user: str = ""
     tag: str = Field(description="the tag the image is known by")
+    base: str | None = Field(
+        default=None, description="the Debian base layer under it (supply.yml's debian.bases)"
+    )
+
+
+class Deb(BaseModel):
+    """One package, as the suite's Packages index lists it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")
+    version: str
+    path: str = Field(pattern=r"^pool/[^ ]+\.deb$", description="its pool path (Filename)")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Base(BaseModel):
+    """A base layer: packages, and what their maintainer scripts would have made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    suite: str = Field(description="the Debian suite whose index the pins come from")
+    packages: tuple[Deb, ...]
+    links: dict[str, str] = Field(
+        default_factory=dict, description="symbolic links: path -> target (alternatives)"
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict, description="small files: path -> text (/etc/passwd, ...)"
+    )
 
 
 class Recipe(BaseModel):
@@ -139,15 +171,29 @@ class Supply(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     toolchain: str = Field(pattern=r"^go\d+\.\d+\.\d+$", description="GOTOOLCHAIN of every build")
+    bases: tuple[Base, ...] = Field(default=(), description="image bases of Debian packages")
     recipes: tuple[Recipe, ...]
 
     @model_validator(mode="after")
     def _unique(self) -> Supply:
-        names = [r.name for r in self.recipes]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"recipes named twice: {', '.join(dupes)}")
+        for what, names in (
+            ("recipes", [r.name for r in self.recipes]),
+            ("bases", [b.name for b in self.bases]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what} named twice: {', '.join(dupes)}")
+        bases = {b.name for b in self.bases}
+        for recipe in self.recipes:
+            if recipe.image is not None and recipe.image.base not in (None, *bases):
+                raise ValueError(f"{recipe.name}: no base named {recipe.image.base}")
         return self
+
+    def base(self, recipe: Recipe) -> Base | None:
+        """The Debian base under ``recipe``'s image, if it has one."""
+        if recipe.image is None or recipe.image.base is None:
+            return None
+        return next(b for b in self.bases if b.name == recipe.image.base)
 
     def get(self, name: str) -> Recipe:
         for recipe in self.recipes:
@@ -167,6 +213,9 @@ class Supply(BaseModel):
         h.update(BUILDER_VERSION.encode())
         h.update(self.toolchain.encode())
         h.update(json.dumps(recipe.model_dump(mode="json"), sort_keys=True).encode())
+        base = self.base(recipe)
+        if base is not None:
+            h.update(json.dumps(base.model_dump(mode="json"), sort_keys=True).encode())
         for name in ("go.mod", "go.sum"):
             h.update(b"\0" + name.encode() + b"\0")
             h.update((wrapper / name).read_bytes())

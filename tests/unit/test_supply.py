@@ -83,7 +83,7 @@ def test_the_inputs_key_changes_with_any_input(tmp_path, monkeypatch):
     assert supply.key(recipe) == key
     other = recipe.model_copy(update={"ldflags": ("-X=main.x=y",)})
     assert supply.key(other) != key
-    assert recipes.Supply(toolchain="go1.26.9", recipes=supply.recipes).key(recipe) != key
+    assert supply.model_copy(update={"toolchain": "go1.26.9"}).key(recipe) != key
     copy = tmp_path / "wrapper"
     shutil.copytree(recipes.wrapper_dir(recipe), copy)
     (copy / "go.sum").write_text((copy / "go.sum").read_text() + "\n")
@@ -206,9 +206,8 @@ def test_a_build_failure_publishes_nothing(tmp_path, monkeypatch):
     broken = supply.get(RECIPE).model_copy(
         update={"package": f"{supply.get(RECIPE).module}/plugins/main/no-such-plugin"}
     )
-    patched = recipes.Supply(
-        toolchain=supply.toolchain,
-        recipes=tuple(broken if r.name == RECIPE else r for r in supply.recipes),
+    patched = supply.model_copy(
+        update={"recipes": tuple(broken if r.name == RECIPE else r for r in supply.recipes)}
     )
     monkeypatch.setattr(recipes, "load", lambda: patched)
     code, out = build(inv, tmp_path / "cache", RECIPE)
