@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -484,6 +484,24 @@ class Provisioner(StrEnum):
     BAREMETAL = "baremetal"
 
 
+class HostImage(Strict):
+    """The disk image Ironic writes onto each bare-metal host."""
+
+    url: str = Field(pattern=r"^https?://", description="where Ironic fetches it (the mirror)")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="its SHA-256")
+
+
+class BareMetal(Strict):
+    """Settings for the baremetal provisioner: the Ironic that enrolls and deploys hosts."""
+
+    cloud: str | dict[str, Any] = Field(
+        description="how the openstack.cloud modules reach Ironic: a cloud name of the "
+        "deployer's clouds.yaml, or connection settings (a standalone Ironic: "
+        "{auth_type: none, auth: {endpoint: URL}})"
+    )
+    image: HostImage = Field(description="the host disk image (Debian 13)")
+
+
 class Settings(Strict):
     """Deployment-wide settings: ``sovdeploy_<field>`` in ``group_vars/all/``."""
 
@@ -521,6 +539,9 @@ class Settings(Strict):
         default=Provisioner.SANDBOX, description="sandbox (podman) or baremetal (Ironic)"
     )
     sandbox: Sandbox = Field(default=Sandbox(), description="sandbox provisioner settings")
+    baremetal: BareMetal | None = Field(
+        default=None, description="baremetal provisioner settings (Ironic and the host image)"
+    )
     waivers: tuple[Waiver, ...] = Field(default=(), description="time-limited policy exceptions")
     flavor_size: FlavorSize = Field(
         default=FlavorSize(),
@@ -544,6 +565,15 @@ class Settings(Strict):
         default=LocalCatalogue(),
         description="accelerators and NICs the shipped catalogue lacks, by PCI ID",
     )
+
+    @model_validator(mode="after")
+    def _baremetal_settings(self) -> Settings:
+        if self.provisioner is Provisioner.BAREMETAL and self.baremetal is None:
+            raise ValueError(
+                "the baremetal provisioner needs sovdeploy_baremetal: cloud (how to reach "
+                "Ironic) and image (url, sha256)"
+            )
+        return self
 
 
 #: Per-host ``sovdeploy_*`` variables (host_vars); everything else is deployment-wide.

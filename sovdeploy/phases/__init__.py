@@ -19,6 +19,7 @@ from sovdeploy.engines import terraform
 from sovdeploy.errors import InterruptedRunError, UsageError
 from sovdeploy.inventory import LoadedInventory, digest_files
 from sovdeploy.ledger import forward as ledger_forward
+from sovdeploy.model import Provisioner
 from sovdeploy.paths import project_root
 from sovdeploy.phases import (
     accelerators,
@@ -53,7 +54,12 @@ PHASES: tuple[Phase, ...] = (
         preflight.plan,
         always=True,
     ),
-    Phase("provision", "create or enroll the hosts (OpenTofu)", provision.run, provision.plan),
+    Phase(
+        "provision",
+        "create the sandbox hosts (OpenTofu) or enroll and deploy bare metal (Ironic)",
+        provision.run,
+        provision.plan,
+    ),
     Phase(
         "baseline",
         "apt sources, time, sysctl and identity on every host (Ansible)",
@@ -243,6 +249,12 @@ def _run_phase(ctx: Context, phase: Phase, fn: Callable[[Context], str], mode: s
 
 def down(ctx: Context) -> None:
     """Destroy what the provision phase created; forget every phase."""
+    if ctx.deployment.settings.provisioner is not Provisioner.SANDBOX:
+        raise UsageError(
+            "`down` destroys sandbox hosts only: bare-metal servers stay deployed. Release "
+            "one with `openstack baremetal node undeploy HOST` (Ironic cleans it), then "
+            "`openstack baremetal node delete HOST`"
+        )
     ws = workspaces.workspace(ctx)
     if not (ws.workdir / "main.tf.json").exists():
         ctx.progress.console.print("nothing was provisioned for this deployment")

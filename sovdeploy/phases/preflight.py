@@ -13,7 +13,7 @@ from sovdeploy.kubernetes import artifacts
 from sovdeploy.model import Provisioner
 from sovdeploy.paths import project_root
 from sovdeploy.steps import workspaces
-from sovdeploy.steps.credentials import apt_mirror, ensure_ssh_key
+from sovdeploy.steps.credentials import apt_mirror, bmc_credentials_problem, ensure_ssh_key
 
 
 def run(ctx: Context) -> str:
@@ -41,6 +41,10 @@ def run(ctx: Context) -> str:
             if not (Path(sb.vm_image) / "disk.qcow2").exists():
                 ctx.progress.step("building the virtual machine image")
                 sandbox.build_vm_image(apt_mirror(ctx.deployment), log=ctx.progress.step)
+    else:
+        ensure_ssh_key(ctx.state)
+        # Bare metal: the BMC credentials must all be in the vault before Ironic is asked.
+        bmc_credentials_problem(ctx)
     waived = [f for f in ctx.inventory.findings if f.severity == "info"]
     summary = f"policy clean, {len(waived)} waiver(s) in force"
     checked = _check_kubernetes_mirrors(ctx)

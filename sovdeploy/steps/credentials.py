@@ -43,6 +43,25 @@ def ensure_ssh_key(state: StateDir) -> None:
     shutil.copyfile(key.with_suffix(".pub"), key.parent / "authorized_keys")
 
 
+def bmc_credentials_problem(ctx: Context) -> None:
+    """Every host with a BMC has its credentials in the vault; else a UsageError naming them."""
+    creds = vault_values(ctx).get("bmc_credentials") or {}
+    missing = [
+        h.name
+        for h in ctx.deployment.hosts
+        if h.bmc is not None
+        and not (
+            isinstance(creds.get(h.name), dict) and {"username", "password"} <= set(creds[h.name])
+        )
+    ]
+    if missing:
+        raise UsageError(
+            "the vault has no BMC credentials for " + ", ".join(missing) + "; nothing was "
+            "touched. Add bmc_credentials: {HOST: {username: ..., password: ...}} to "
+            "group_vars/all/secrets.vault.yml (ansible-vault edit)"
+        )
+
+
 def prepare_secrets(loaded: LoadedInventory, *, create: bool) -> LoadedInventory:
     """Make sure the vault holds every secret the roles need, before any host is touched.
 

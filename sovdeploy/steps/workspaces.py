@@ -29,54 +29,40 @@ def lock_file(module: Path) -> Path | None:
 
 
 def workspace(ctx: Context) -> terraform.Workspace:
-    """The Terraform workspace of the deployment's provisioner."""
+    """The Terraform workspace of the sandbox provisioner (podman containers, QEMU VMs)."""
     s = ctx.deployment.settings
     modules = project_root() / "terraform" / "modules"
     backend = (s.terraform_backend.type, dict(s.terraform_backend.config))
     hosts: list[dict[str, Any]] = [
         {"name": h.name, "groups": list(h.roles)} for h in ctx.deployment.hosts
     ]
-    if s.provisioner is Provisioner.SANDBOX:
-        sb = s.sandbox
-        for host in hosts:
-            host["vm"] = host["name"] in sb.vms
-        return terraform.Workspace(
-            workdir=ctx.state.terraform_dir("sandbox_hosts"),
-            module=modules / "sandbox_hosts",
-            inputs={
-                "deployment": s.deployment,
-                "hosts": hosts,
-                # Resolved, so that a new image recreates the VMs built on the old one.
-                "vm_image": str(Path(sb.vm_image).resolve()) if sb.vms else "",
-                "vm_memory": sb.vm_memory,
-                "network": sb.network,
-                "subnet": sb.subnet,
-                "image": sb.image,
-                "privileged": sb.privileged,
-                "apt_cache_dir": sb.apt_cache or "",
-                "ssh_authorized_keys": str(ctx.state.ssh_key.parent / "authorized_keys"),
-                "containers_conf": os.environ.get("CONTAINERS_CONF", str(containers_conf())),
-            },
-            backend=backend,
-            engine=engine(ctx),
+    if s.provisioner is not Provisioner.SANDBOX:
+        raise UsageError(
+            "the baremetal provisioner enrolls and deploys hosts through Ironic with the "
+            "baremetal role (playbooks/baremetal.yml), not a Terraform module"
         )
-    mirror = provider_mirror(ctx)
+    sb = s.sandbox
+    for host in hosts:
+        host["vm"] = host["name"] in sb.vms
     return terraform.Workspace(
-        workdir=ctx.state.terraform_dir("baremetal"),
-        module=modules / "baremetal",
+        workdir=ctx.state.terraform_dir("sandbox_hosts"),
+        module=modules / "sandbox_hosts",
         inputs={
-            "hosts": [
-                {**h, "driver": b.driver, "bmc_address": b.address, "boot_mac": b.boot_mac}
-                for h, b in (
-                    (h, host.bmc) for h, host in zip(hosts, ctx.deployment.hosts, strict=True)
-                )
-                if b is not None
-            ]
+            "deployment": s.deployment,
+            "hosts": hosts,
+            # Resolved, so that a new image recreates the VMs built on the old one.
+            "vm_image": str(Path(sb.vm_image).resolve()) if sb.vms else "",
+            "vm_memory": sb.vm_memory,
+            "network": sb.network,
+            "subnet": sb.subnet,
+            "image": sb.image,
+            "privileged": sb.privileged,
+            "apt_cache_dir": sb.apt_cache or "",
+            "ssh_authorized_keys": str(ctx.state.ssh_key.parent / "authorized_keys"),
+            "containers_conf": os.environ.get("CONTAINERS_CONF", str(containers_conf())),
         },
         backend=backend,
-        plugin_mirror=mirror,
         engine=engine(ctx),
-        lock_file=lock_file(modules / "baremetal"),
     )
 
 
@@ -88,8 +74,8 @@ def provider_mirror(ctx: Context) -> Path:
         if source.kind == "terraform_providers":
             return Path(source.url)
     raise UsageError(
-        "bare-metal provisioning needs the Ironic provider: declare an artifact source of "
-        "kind 'terraform_providers' (a filesystem mirror path)"
+        "no provider mirror: declare an artifact source of kind 'terraform_providers' "
+        "(a filesystem mirror path; `sovdeploy mirror build` fills the deployer's own)"
     )
 
 

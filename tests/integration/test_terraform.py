@@ -179,13 +179,3 @@ def test_the_preflights_lock_check_agrees_with_tofu(tmp_path):
     lock = MODULES / "tenancy" / ".terraform.lock.hcl"
     assert terraform.check_locked(lock, Path(MIRROR or "")) == []
     init(MODULES / "tenancy", tmp_path)  # and tofu, with -lockfile=readonly, agrees
-
-
-@pytest.mark.skip(
-    reason="terraform/modules/baremetal names openshift-metal3/ironic, which upstream marks "
-    "deprecated (DO NOT USE, no release since 2024): it is not built into the mirror, so "
-    "the module cannot be initialised; bare-metal provisioning is moving to openstack.cloud's "
-    "baremetal modules (docs/supply.md)"
-)
-def test_baremetal_module():
-    """Kept visible: the bare-metal module's tests do not run until its provider is replaced."""

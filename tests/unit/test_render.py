@@ -51,7 +51,14 @@ def _ini(path: Path) -> configparser.ConfigParser:
 
 def test_plan_says_what_it_skips_and_what_it_rendered(plan):
     _, output = plan
-    assert "skipped: the Terraform provider mirror" in output
+    # Bare metal: the hosts Ironic would enroll, each with its BMC; Ironic is not asked.
+    assert re.search(
+        r"provision done .*would enroll 19 host\(s\) in Ironic and deploy https://", output
+    ), output
+    assert (
+        "+ ctl01: redfish https://bmc-ctl01.oob.example-cloud.eu, boots from 52:54:00:10:00:01"
+        in output
+    )
     rendered = re.search(r"openstack done .*rendered (\d+) file\(s\) for (\d+) host\(s\)", output)
     assert rendered, output
     # 3 controllers, 4 compute and 3 storage hosts write files; network hosts set OVN
