@@ -464,6 +464,16 @@ class IacEngine(StrEnum):
     TERRAFORM = "terraform"
 
 
+class MirrorService(Strict):
+    """Where the deployer serves the mirror tree to the hosts (``sovdeploy mirror serve``)."""
+
+    address: str = Field(
+        description="the deployer's address the hosts reach (the sandbox: its network's gateway)"
+    )
+    files_port: int = Field(default=8443, ge=1, le=65535, description="HTTPS files and providers")
+    registry_port: int = Field(default=5000, ge=1, le=65535, description="the image registry")
+
+
 class SupplyChain(Strict):
     """What ``sovdeploy mirror build`` builds from pinned source, and where it puts it."""
 
@@ -476,6 +486,11 @@ class SupplyChain(Strict):
         default=(),
         description="what to build from source: opentofu (the tofu binary), providers "
         "(the OpenTofu providers the modules use), kubernetes (binaries and images)",
+    )
+    serve: MirrorService | None = Field(
+        default=None,
+        description="serve the tree to the hosts over HTTPS with the deployment's CA "
+        "(a registry for the images, files and providers)",
     )
 
 

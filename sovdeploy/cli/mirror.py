@@ -12,10 +12,12 @@ from rich.markup import escape
 from sovdeploy import inventory as inv
 from sovdeploy import options, session
 from sovdeploy.cli.base import err, handle_errors, main, out
+from sovdeploy.errors import UsageError
 from sovdeploy.kubernetes import artifacts as mir
 from sovdeploy.state import StateDir
+from sovdeploy.steps import mirror as mirror_steps
 from sovdeploy.supply import build as supply_build
-from sovdeploy.supply import recipes
+from sovdeploy.supply import recipes, serve
 
 
 @main.group()
@@ -78,6 +80,63 @@ def mirror_build(inventory: Path, names: tuple[str, ...], verbose: int) -> None:
             markup=False,
             highlight=False,
         )
+
+
+@mirror.command("serve")
+@options.inventory
+@click.option("--stop", is_flag=True, help="Stop the service instead.")
+@options.verbose
+@handle_errors
+def mirror_serve(inventory: Path, stop: bool, verbose: int) -> None:
+    """Serve the mirror tree to the hosts over HTTPS, with the deployment's CA.
+
+    Starts (where they do not run) Debian's docker-registry with the built images pushed
+    into it under their upstream names, and an HTTPS server of the tree's files and
+    provider mirror, both on `sovdeploy_supply.serve`'s address with a certificate the
+    deployment's CA issued; then fetches every built artifact back through them and
+    compares it with the tree. `--stop` stops them (`sovdeploy down` does too).
+    """
+    secrets = "skip" if stop else "check"
+    with session.open_session(
+        inventory, verbose, "mirror serve", secrets=secrets, hardware=False, console=out, err=err
+    ) as ctx:
+        service = mirror_steps.mirror_service(ctx)
+        if service is None:
+            raise UsageError(
+                f"{ctx.deployment.name} declares no mirror service: set "
+                "sovdeploy_supply.serve.address (the deployer's address the hosts reach)"
+            )
+        if stop:
+            stopped = serve.stop(service)
+            ctx.run.record("mirror_service", action="stop", stopped=stopped)
+            out.print(f"mirror service: stopped {', '.join(stopped) or 'nothing (not running)'}")
+            return
+        ctx.progress.phase_start("mirror serve", f"{service.files_url}, {service.registry_url}")
+        ok = False
+        try:
+            started = mirror_steps.start_mirror_service(ctx, service)
+            served = serve.check(service, recipes.load().recipes)
+            ok = all(r.ok for r in served)
+        finally:
+            ctx.progress.phase_end(ok, "" if ok else "see above")
+        ctx.run.record(
+            "mirror_service",
+            action="start",
+            started=started,
+            files=service.files_url,
+            registry=service.registry_url,
+            served=[{"name": r.recipe.name, "ok": r.ok, "url": r.url} for r in served],
+        )
+    for r in served:
+        mark = "[green]ok[/green]  " if r.ok else "[red]FAIL[/red]"
+        out.print(f"{mark} {escape(r.recipe.name)}: {escape(r.detail)}  [dim]{escape(r.url)}[/dim]")
+    if not ok:
+        raise mir.MirrorError("the mirror service does not serve what the tree holds")
+    out.print(
+        f"[green]mirror served[/green]: files {service.files_url}, registry "
+        f"{service.registry_url} ({len(served)} artifact(s) verified through them; CA "
+        f"{service.ca_file})"
+    )
 
 
 def _artifact_json(artifact: Any, url: str | None) -> dict[str, Any]:

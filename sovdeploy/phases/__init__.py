@@ -34,7 +34,9 @@ from sovdeploy.phases import (
 )
 from sovdeploy.state import PhaseRecord, PhaseState, now
 from sovdeploy.steps import workspaces
+from sovdeploy.steps.mirror import mirror_service
 from sovdeploy.steps.playbooks import playbook_phase
+from sovdeploy.supply import serve
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,9 @@ def down(ctx: Context) -> None:
         terraform.destroy(ws, on_line=ctx.progress.step)
         ctx.run.record("terraform_destroy", module=ws.module.name)
         ctx.progress.phase_end(True)
+    service = mirror_service(ctx)
+    if service is not None and serve.stop(service):
+        ctx.run.record("mirror_service", action="stop")
     ctx.state.generated_inventory.unlink(missing_ok=True)
     # The log host went with the rest; an enrolled one gets a new endpoint from the
     # next logging phase.

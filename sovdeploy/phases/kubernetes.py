@@ -7,6 +7,7 @@ from typing import Any
 from sovdeploy import catalogue
 from sovdeploy.context import Context
 from sovdeploy.kubernetes import artifacts, nodes
+from sovdeploy.steps.mirror import mirror_service, start_mirror_service
 from sovdeploy.steps.playbooks import playbook_phase
 
 
@@ -27,6 +28,11 @@ def kubernetes_vars(ctx: Context) -> dict[str, Any]:
 def run(ctx: Context) -> str:
     if not needed_artifacts(ctx):
         return "no Kubernetes hosts in this deployment"
+    service = mirror_service(ctx)
+    if service is not None:
+        # The hosts fetch from the deployer's mirror: it runs before they are asked to.
+        ctx.progress.step(f"mirror service {service.files_url}, {service.registry_url}")
+        start_mirror_service(ctx, service)
     summary = playbook_phase("kubernetes", check=False, extravars=kubernetes_vars)(ctx)
     config = ctx.state.kubeconfig
     if config.exists():

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import ssl
 import tarfile
 import urllib.error
 import urllib.parse
@@ -27,7 +28,7 @@ from typing import Any
 from sovdeploy.fsutil import atomic_write
 from sovdeploy.supply.recipes import SupplyError
 
-__all__ = ["Blob", "Entry", "Image", "image", "layer", "push", "write_layout"]
+__all__ = ["Blob", "Entry", "Image", "image", "layer", "push", "read_layout", "write_layout"]
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -191,17 +192,52 @@ def write_layout(directory: Path, img: Image, tag: str) -> None:
     atomic_write(directory / "index.json", _canonical({"schemaVersion": 2, "manifests": [top]}))
 
 
-def _request(method: str, url: str, data: bytes | None = None, ctype: str = "") -> Any:
+def _request(
+    method: str,
+    url: str,
+    data: bytes | None = None,
+    ctype: str = "",
+    context: ssl.SSLContext | None = None,
+) -> Any:
     req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) only
     if ctype:
         req.add_header("Content-Type", ctype)
-    return urllib.request.urlopen(req, timeout=_TIMEOUT)  # noqa: S310
+    return urllib.request.urlopen(req, timeout=_TIMEOUT, context=context)  # noqa: S310
 
 
-def push(registry: str, repository: str, tag: str, img: Image) -> str:
+def read_layout(directory: Path) -> Image:
+    """The image an OCI image layout (as ``write_layout`` writes it) holds, blobs checked."""
+
+    def blob(media_type: str, digest: str) -> Blob:
+        data = (directory / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+        found = Blob(media_type, data)
+        if found.digest != digest:
+            raise SupplyError(f"{directory}: blob {digest} holds other bytes ({found.digest})")
+        return found
+
+    try:
+        top = json.loads((directory / "index.json").read_text())["manifests"][0]["digest"]
+        index = blob(INDEX, top)
+        manifest = blob(MANIFEST, json.loads(index.data)["manifests"][0]["digest"])
+        doc = json.loads(manifest.data)
+        config = blob(CONFIG, doc["config"]["digest"])
+        layers = tuple(blob(LAYER, d["digest"]) for d in doc["layers"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise SupplyError(f"{directory} is not a whole OCI image layout: {exc}") from exc
+    return Image(index=index, manifest=manifest, config=config, layers=layers)
+
+
+def push(
+    registry: str,
+    repository: str,
+    tag: str,
+    img: Image,
+    context: ssl.SSLContext | None = None,
+) -> str:
     """Push ``img`` as ``repository:tag`` (registry v2 API); return the index's digest.
 
-    ``registry`` is the registry's base URL (``https://mirror.example:5000``). Blobs the
+    ``registry`` is the registry's base URL (``https://mirror.example:5000``), verified
+    with ``context`` (the deployment's CA) when it is HTTPS. Blobs the
     registry already holds are not sent again; the manifest goes by digest, the index by
     tag.
     """
@@ -211,23 +247,27 @@ def push(registry: str, repository: str, tag: str, img: Image) -> str:
     try:
         for blob in (*img.layers, img.config):
             try:
-                _request("HEAD", f"{base}/blobs/{blob.digest}").close()
+                _request("HEAD", f"{base}/blobs/{blob.digest}", context=context).close()
                 continue
             except urllib.error.HTTPError as exc:
                 if exc.code != 404:
                     raise
-            with _request("POST", f"{base}/blobs/uploads/", b"") as started:
+            with _request("POST", f"{base}/blobs/uploads/", b"", context=context) as started:
                 location = started.headers["Location"]
             upload = urllib.parse.urljoin(f"{registry.rstrip('/')}/", location)
             sep = "&" if "?" in upload else "?"
             digest = urllib.parse.quote(blob.digest)
             _request(
-                "PUT", f"{upload}{sep}digest={digest}", blob.data, "application/octet-stream"
+                "PUT",
+                f"{upload}{sep}digest={digest}",
+                blob.data,
+                "application/octet-stream",
+                context,
             ).close()
         _request(
-            "PUT", f"{base}/manifests/{img.manifest.digest}", img.manifest.data, MANIFEST
+            "PUT", f"{base}/manifests/{img.manifest.digest}", img.manifest.data, MANIFEST, context
         ).close()
-        _request("PUT", f"{base}/manifests/{tag}", img.index.data, INDEX).close()
+        _request("PUT", f"{base}/manifests/{tag}", img.index.data, INDEX, context).close()
     except (urllib.error.URLError, OSError) as exc:
         raise SupplyError(f"cannot push {repository}:{tag} to {registry}: {exc}") from exc
     return img.index.digest

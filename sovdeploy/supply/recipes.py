@@ -151,7 +151,14 @@ class Recipe(BaseModel):
             raise ValueError(f"{self.name}: a C build names its sources, a Go build none")
         if (self.kind is RecipeKind.IMAGE) != (self.image is not None):
             raise ValueError(f"{self.name}: an image recipe says how to make the image")
+        if self.image is not None and not self.path.endswith("/" + self.image.tag):
+            raise ValueError(f"{self.name}: an image's path is its repository, then its tag")
         return self
+
+    @property
+    def repository(self) -> str:
+        """An image's repository in a registry (its path without the tag)."""
+        return self.path.rsplit("/", 1)[0]
 
     def ldflag_values(self, commit: str, date: str) -> tuple[str, ...]:
         """The recipe's -ldflags with the version, commit and date put in."""
