@@ -139,7 +139,12 @@ class Kubernetes(Strict):
         "hosts, HAProxy forwards it to each one's API server; needed with more than one",
     )
     pod_subnet: IPv4Network = Field(
-        default=IPv4Network("10.244.0.0/16"), description="pods' addresses (Cilium's pool)"
+        default=IPv4Network("10.244.0.0/16"), description="pods' addresses (each node's podCIDR)"
+    )
+    pod_network: Literal["flannel", "cilium"] = Field(
+        default="flannel",
+        description="flannel (built from source, host-gw routes) or cilium (upstream's images, "
+        "for mirrors that hold them)",
     )
     service_subnet: IPv4Network = Field(
         default=IPv4Network("10.96.0.0/12"), description="services' cluster IPs"

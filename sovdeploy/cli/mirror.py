@@ -235,11 +235,24 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
         artifacts = mir.needed(manifest, deployment)
         built = list(supply.in_groups(supply_build.needed_groups(deployment)))
     failed = _check_built(built, deployment, StateDir(loaded.path).root)
+    drifted = supply_build.pinned_differently(
+        ((a.name, a.recipe, a.sha256) for a in manifest.artifacts if a.recipe in built_names),
+        supply,
+        supply_build.tree(deployment),
+    )
+    for problem in drifted:
+        out.print(f"[red]FAIL[/red] pin {escape(problem)}")
     results = check_mirrors(artifacts, mir.sources(deployment), out) if artifacts else []
     if failed:
         raise mir.MirrorError(
             f"the mirror tree lacks or does not vouch for: {', '.join(failed)}; "
             "run `sovdeploy mirror build`"
+        )
+    if drifted:
+        raise mir.MirrorError(
+            f"{len(drifted)} build(s) differ from the Kubernetes manifest's pins: find out "
+            "why (a build that is not reproducible, or changed inputs) before pinning the "
+            "new digest in sovdeploy/data/kubernetes.yml"
         )
     if not artifacts:
         if built:

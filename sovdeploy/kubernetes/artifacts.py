@@ -84,12 +84,15 @@ class Artifact(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
     kind: ArtifactKind
-    needed_on: Literal["k8s", "control", "gpu", "sriov"] = Field(alias="for")
+    needed_on: Literal["k8s", "control", "gpu", "sriov", "flannel", "cilium"] = Field(alias="for")
     version: str
     suite: str | None = None
     path: str = Field(pattern=r"^[^/].*[^/]$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     origin: str
+    recipe: str | None = Field(
+        default=None, description="the supply.yml recipe it is built from, where it is built"
+    )
 
     @model_validator(mode="after")
     def _suite_for_debs(self) -> Artifact:
@@ -154,6 +157,8 @@ def needed(manifest: Manifest, deployment: Deployment) -> list[Artifact]:
         wanted.add("gpu")
     if any(n.sriov_vfs for h in workers for n in h.hardware.nics):
         wanted.add("sriov")
+    if "k8s" in wanted:
+        wanted.add(deployment.settings.kubernetes.pod_network)
     return [a for a in manifest.artifacts if a.needed_on in wanted]
 
 

@@ -89,7 +89,8 @@ PHASES: tuple[Phase, ...] = (
     Phase(
         "kubernetes",
         "a kubeadm cluster from pinned artifacts: containerd, the cluster's CAs and API "
-        "server policy, the API address, init and join, Cilium, the device plugins (Ansible)",
+        "server policy, the API address, init and join, the pod network, the device plugins "
+        "(Ansible)",
         kubernetes.run,
         kubernetes.plan,
     ),

@@ -38,6 +38,7 @@ __all__ = [
     "go_env",
     "iac_engine",
     "needed_groups",
+    "pinned_differently",
     "tree",
 ]
 
@@ -295,6 +296,27 @@ class TreeCheck:
     recipe: Recipe
     ok: bool
     detail: str
+
+
+def pinned_differently(
+    pins: Iterable[tuple[str, str, str]], supply: Supply, where: Tree
+) -> list[str]:
+    """Each pin ``(artifact, recipe, sha256)`` whose recipe's build in the tree differs.
+
+    The Kubernetes manifest pins the digests of what is built from source: a build that
+    gives other bytes means a build is not reproducible or its inputs changed, and the
+    hosts would refuse what the mirror serves.
+    """
+    problems = []
+    for artifact, name, sha256 in pins:
+        ok, detail = where.verify(supply.get(name))
+        built = detail.removeprefix("sha256:")
+        if ok and built != sha256:
+            problems.append(
+                f"{artifact}: the build of recipe {name} is sha256:{built}, the manifest pins "
+                f"sha256:{sha256}"
+            )
+    return problems
 
 
 def _ledgered(state_root: Path) -> set[tuple[str, str, str]]:

@@ -187,8 +187,8 @@ def test_the_whole_manifest_names_every_artifact_the_mirror_lacks(inventory: Pat
     needed = mir.needed(mir.load(), inv.load(inventory).deployment)
     failed = [a.name for a in needed if a.name not in DEBS]
     assert f"the mirrors fail {len(failed)} of {len(needed)} artifact(s)" in output
-    assert "FAIL file  kubeadm v1.34.1: missing: HTTP 404" in output
-    assert "FAIL image kube-apiserver v1.34.1: missing: HTTP 404" in output
+    assert "FAIL file  kubeadm v1.37.2: missing: HTTP 404" in output
+    assert "FAIL image kube-apiserver v1.37.2: missing: HTTP 404" in output
 
 
 @pytest.fixture

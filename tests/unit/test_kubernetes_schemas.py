@@ -4,7 +4,7 @@ The role is rendered for example-eu (three control hosts behind an API address, 
 GPU and SR-IOV workers), offline, as `sovdeploy plan` renders it, with the vault's
 placeholders filled as `sovdeploy secrets generate` would fill them. Kinds the API
 server serves (DaemonSet, ConfigMap, RBAC, CRDs) are checked against the strict
-OpenAPI schemas of Kubernetes v1.34.0 that kubernetes-validate ships; kubeadm's, the
+OpenAPI schemas of Kubernetes v1.37.0 that kubernetes-validate ships; kubeadm's, the
 kubelet's and the API server's own files, the NetworkAttachmentDefinition CRD and
 Cilium's chart values against the schemas pinned in tests/schemas.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ CONTROL = ("k8s-cp01", "k8s-cp02", "k8s-cp03")
 WORKERS = ("k8s-wk01", "k8s-wk02")
 #: The API server's own kinds: validated against its OpenAPI schemas.
 SERVED = {"apps/v1", "v1", "rbac.authorization.k8s.io/v1", "apiextensions.k8s.io/v1"}
-KUBERNETES_SCHEMAS = "1.34.0"
+KUBERNETES_SCHEMAS = "1.37.0"
 
 
 def _schema(doc: dict[str, Any]) -> dict[str, Any]:
@@ -92,15 +93,12 @@ def _fill_vault(text: str, values: dict[str, str]) -> str:
     return re.sub(r"<vault:(\w+)>", lambda m: value(m[1]), text)
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Any]]:
-    """Each rendered YAML file under /etc/kubernetes (host:path) with its documents."""
-    out = tmp_path_factory.mktemp("render")
-    loaded = inv.load(EXAMPLE)
+def _render(out: Path, inventory: Path) -> dict[str, list[Any]]:
+    loaded = inv.load(inventory)
     cat = catalogue.for_deployment(loaded.deployment)
     render.render(
         inv.open_ansible(loaded),
-        EXAMPLE,
+        inventory,
         ROOT / "playbooks" / "kubernetes.yml",
         out,
         {**mirror.role_vars(mirror.load()), **nodes.kubernetes_vars(loaded.deployment, cat)},
@@ -114,6 +112,32 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Any]]:
     return files
 
 
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Any]]:
+    """Each rendered YAML file under /etc/kubernetes (host:path) with its documents."""
+    return _render(tmp_path_factory.mktemp("render"), EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def rendered_cilium(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Any]]:
+    """The same with Cilium as the pod network: its chart values on the first host."""
+    tmp = tmp_path_factory.mktemp("render-cilium")
+    inventory = tmp / "example-eu"
+    shutil.copytree(EXAMPLE, inventory)
+    settings = inventory / "group_vars" / "all" / "sovdeploy.yml"
+    text = settings.read_text()
+    settings.write_text(
+        text.replace(
+            "  pod_subnet: 10.244.0.0/16\n",
+            "  pod_subnet: 10.244.0.0/16\n  pod_network: cilium\n",
+            1,
+        )
+    )
+    files = _render(tmp / "out", inventory)
+    assert "k8s-cp01:/etc/kubernetes/addons/cilium-values.yaml" in files
+    return files
+
+
 POLICY = {
     "/etc/kubernetes/audit-policy.yaml",
     "/etc/kubernetes/admission-config.yaml",
@@ -121,7 +145,7 @@ POLICY = {
 }
 ADDONS = {
     f"/etc/kubernetes/addons/{name}.yaml"
-    for name in ("cilium-values", "nvidia-device-plugin", "multus", "sriov")
+    for name in ("flannel", "nvidia-device-plugin", "multus", "sriov")
 }
 
 
@@ -139,10 +163,12 @@ def test_every_host_gets_its_configuration(rendered: dict[str, Any]) -> None:
         assert _files(rendered, host) == {"/etc/kubernetes/kubeadm/join.yaml"}
 
 
-def test_every_rendered_document_validates(rendered: dict[str, Any]) -> None:
+def test_every_rendered_document_validates(
+    rendered: dict[str, Any], rendered_cilium: dict[str, Any]
+) -> None:
     kinds = set()
     values = yaml.safe_load(CILIUM_VALUES.read_text())
-    for where, docs in rendered.items():
+    for where, docs in [*rendered.items(), *rendered_cilium.items()]:
         for doc in docs:
             if where.endswith("/cilium-values.yaml"):
                 assert _against(values, doc) == [], where
@@ -245,8 +271,8 @@ def test_a_bad_manifest_is_refused(
     assert _errors(doc)
 
 
-def test_a_misspelt_cilium_value_is_refused(rendered: dict[str, Any]) -> None:
-    [values] = rendered["k8s-cp01:/etc/kubernetes/addons/cilium-values.yaml"]
+def test_a_misspelt_cilium_value_is_refused(rendered_cilium: dict[str, Any]) -> None:
+    [values] = rendered_cilium["k8s-cp01:/etc/kubernetes/addons/cilium-values.yaml"]
     schema = yaml.safe_load(CILIUM_VALUES.read_text())
     bad = copy.deepcopy(values)
     bad["image"]["usedigest"] = True

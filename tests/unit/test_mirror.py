@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sovdeploy import inventory as inv
 from sovdeploy.cli import main
 from sovdeploy.kubernetes import artifacts as mir
+from sovdeploy.supply import recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example-eu"
@@ -37,6 +38,20 @@ def test_images_lie_under_their_upstream_host_and_debs_under_the_pool() -> None:
             assert a.origin.endswith("/" + a.path)
 
 
+def test_what_is_built_is_pinned_where_the_tree_and_the_mirror_service_hold_it() -> None:
+    """A pin with a recipe names that recipe's version, path and repository."""
+    supply = recipes.load()
+    built = [a for a in mir.load().artifacts if a.recipe is not None]
+    assert {a.name for a in built} >= {"kubeadm", "kubelet", "kube-apiserver", "pause", "flannel"}
+    for a in built:
+        recipe = supply.get(a.recipe)
+        if a.kind is mir.ArtifactKind.IMAGE:
+            assert recipe.image is not None, a.name
+            assert (recipe.repository, recipe.image.tag) == (a.path, a.version), a.name
+        else:
+            assert (recipe.path, recipe.version) == (a.path, a.version), a.name
+
+
 def test_a_deb_without_its_suite_is_refused() -> None:
     entry = {
         "name": "containerd",
@@ -55,7 +70,9 @@ def test_a_deb_without_its_suite_is_refused() -> None:
 
 def test_what_example_eu_needs_includes_the_gpu_and_sriov_plugins() -> None:
     needed = {a.name for a in mir.needed(mir.load(), inv.load(EXAMPLE).deployment)}
-    assert {"containerd", "kubeadm", "kube-apiserver", "cilium"} <= needed
+    assert {"containerd", "kubeadm", "kube-apiserver", "flannel"} <= needed
+    # flannel is the default pod network: Cilium and its chart are not needed.
+    assert not {"cilium", "cilium-operator", "cilium-chart", "helm"} & needed
     # k8s-wk01 and k8s-wk02 declare H100s and ConnectX VFs.
     assert {"nvidia-device-plugin", "multus", "sriov-network-device-plugin"} <= needed
 
@@ -77,7 +94,7 @@ def test_locations_in_each_kind_of_mirror() -> None:
         "http://apt.example/debian/pool/main/r/runc/runc_1.1.15%2Bds1-2%2Bb4_amd64.deb"
     )
     assert mir.location(manifest.get("kubeadm"), mirrors) == (
-        "file:///srv/files/dl.k8s.io/release/v1.34.1/bin/linux/amd64/kubeadm"
+        "file:///srv/files/kubernetes/v1.37.2/linux_amd64/kubeadm"
     )
     pause = manifest.get("pause")
     assert mir.location(pause, mirrors) == (

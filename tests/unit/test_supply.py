@@ -342,3 +342,26 @@ def test_the_pause_image_is_built_from_c_source_reproducibly(tmp_path):
     statement = json.loads(supply_build.Tree(tmp_path / "tree1").statement_path(recipe).read_text())
     assert statement["predicate"]["buildDefinition"]["buildType"] == provenance.C_BUILD_TYPE
     assert "gcc" in statement["predicate"]["buildDefinition"]["internalParameters"]["toolchain"]
+
+
+@needs_go
+def test_the_manifest_pins_what_a_build_gives_and_a_difference_is_named(tmp_path):
+    """The pause image built here is the Kubernetes manifest's pin, byte for byte."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    from sovdeploy.kubernetes import artifacts as mir
+
+    tree = tmp_path / "tree"
+    inv = sandbox_copy(tmp_path, tree)
+    code, out = build(inv, tmp_path / "cache", "pause")
+    assert code == 0, out
+    supply, where = recipes.load(), supply_build.Tree(tree)
+    ok, detail = where.verify(supply.get("pause"))
+    assert ok, detail
+    built = detail.removeprefix("sha256:")
+    assert mir.load().get("pause").sha256 == built
+    assert supply_build.pinned_differently([("pause", "pause", built)], supply, where) == []
+    [problem] = supply_build.pinned_differently([("pause", "pause", "0" * 64)], supply, where)
+    assert problem == (
+        f"pause: the build of recipe pause is sha256:{built}, the manifest pins sha256:{'0' * 64}"
+    )

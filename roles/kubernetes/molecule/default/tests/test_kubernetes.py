@@ -248,10 +248,11 @@ def test_the_add_ons_are_rendered_on_the_first_control_host_with_pinned_images(c
     first, other = control
     addons = "/etc/kubernetes/addons"
     files = set(first.check_output(f"ls {addons}").split())
-    assert files == {"cilium-values.yaml", "nvidia-device-plugin.yaml", "multus.yaml", "sriov.yaml"}
+    # flannel is the default pod network; Cilium's values are written only when chosen.
+    assert files == {"flannel.yaml", "nvidia-device-plugin.yaml", "multus.yaml", "sriov.yaml"}
     assert not other.file(addons).exists
     images = []
-    for name in files - {"cilium-values.yaml"}:
+    for name in files:
         for doc in yaml.safe_load_all(first.file(f"{addons}/{name}").content_string):
             pod = doc.get("spec", {}).get("template", {}).get("spec", {})
             images += [
@@ -259,14 +260,37 @@ def test_the_add_ons_are_rendered_on_the_first_control_host_with_pinned_images(c
             ]
     wanted = {
         f"registry.lab.invalid/{ARTIFACTS[n]['path']}@sha256:{ARTIFACTS[n]['sha256']}"
-        for n in ("nvidia-device-plugin", "multus", "sriov-network-device-plugin", "sriov-cni")
+        for n in (
+            "flannel",
+            "nvidia-device-plugin",
+            "multus",
+            "sriov-network-device-plugin",
+            "sriov-cni",
+        )
     }
     assert set(images) == wanted
-    values = yaml.safe_load(first.file(f"{addons}/cilium-values.yaml").content_string)
-    assert values["image"]["digest"] == f"sha256:{ARTIFACTS['cilium']['sha256']}"
-    assert values["image"]["useDigest"] is True
-    # Multus chains after Cilium: Cilium must leave the other CNI configurations alone.
-    assert values["cni"]["exclusive"] is False
+
+
+def test_flannel_routes_the_pod_subnet_host_to_host(control):
+    docs = yaml.safe_load_all(control[0].file("/etc/kubernetes/addons/flannel.yaml").content_string)
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    net = json.loads(config["data"]["net-conf.json"])
+    assert net == {
+        "Network": "10.244.0.0/16",
+        "EnableNFTables": False,
+        "Backend": {"Type": "host-gw"},
+    }
+    daemon = next(
+        d
+        for d in yaml.safe_load_all(
+            control[0].file("/etc/kubernetes/addons/flannel.yaml").content_string
+        )
+        if d["kind"] == "DaemonSet"
+    )
+    container = daemon["spec"]["template"]["spec"]["containers"][0]
+    assert "--kube-subnet-mgr" in container["args"]
+    assert "--ip-masq" in container["args"]
+    assert daemon["spec"]["template"]["spec"]["hostNetwork"] is True
 
 
 def test_the_sriov_device_plugin_pools_the_declared_pfs(control):
