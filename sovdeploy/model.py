@@ -472,9 +472,7 @@ class IacEngine(StrEnum):
 class MirrorService(Strict):
     """Where the deployer serves the mirror tree to the hosts (``sovdeploy mirror serve``)."""
 
-    address: str = Field(
-        description="the deployer's address the hosts reach (the sandbox: its network's gateway)"
-    )
+    address: str = Field(description="the deployer's address the hosts reach (sandbox: gateway)")
     files_port: int = Field(default=8443, ge=1, le=65535, description="HTTPS files and providers")
     registry_port: int = Field(default=5000, ge=1, le=65535, description="the image registry")
 
@@ -589,10 +587,7 @@ class Settings(Strict):
     @model_validator(mode="after")
     def _baremetal_settings(self) -> Settings:
         if self.provisioner is Provisioner.BAREMETAL and self.baremetal is None:
-            raise ValueError(
-                "the baremetal provisioner needs sovdeploy_baremetal: cloud (how to reach "
-                "Ironic) and image (url, sha256)"
-            )
+            raise ValueError("the baremetal provisioner needs sovdeploy_baremetal (cloud, image)")
         return self
 
 
