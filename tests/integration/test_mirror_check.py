@@ -27,7 +27,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sovdeploy import cli
+from sovdeploy import cli, secrets
 from sovdeploy import inventory as inv
 from sovdeploy.kubernetes import artifacts as mir
 
@@ -196,6 +196,15 @@ def with_vault(inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("SOVDEPLOY_VAULT_PASSWORD_FILE", str(tmp_path / "vault.pass"))
     result = CliRunner().invoke(cli.main, ["secrets", "generate", "-i", str(inventory)])
     assert result.exit_code == 0, result.output
+    # The BMC credentials an operator of bare metal adds to the vault by hand.
+    password = secrets.read_password(tmp_path / "vault.pass")
+    vault = secrets.vault_file(inventory)
+    values = secrets.decrypt(vault, password)
+    values["bmc_credentials"] = {
+        p.stem: {"username": "admin", "password": "bmc-test-only"}
+        for p in (inventory / "host_vars").glob("*.yml")
+    }
+    secrets.encrypt_to(vault, values, password)
     return inventory
 
 

@@ -52,10 +52,13 @@ def site(tmp_path_factory):
     )
     files_port, registry_port = _free_port(), _free_port()
     settings = inv / "group_vars" / "all" / "sovdeploy.yml"
+    text = settings.read_text()
+    served = "  serve:\n    address: 10.89.40.1\n"
+    assert served in text  # the sandbox's own: this test serves on 127.0.0.1 instead
     settings.write_text(
-        settings.read_text().replace(
-            "sovdeploy_supply:\n",
-            f"sovdeploy_supply:\n  dir: {tmp}/tree\n  serve:\n    address: 127.0.0.1\n"
+        text.replace(
+            served,
+            f"  dir: {tmp}/tree\n  serve:\n    address: 127.0.0.1\n"
             f"    files_port: {files_port}\n    registry_port: {registry_port}\n",
             1,
         )
