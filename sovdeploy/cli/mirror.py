@@ -242,7 +242,8 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
     )
     for problem in drifted:
         out.print(f"[red]FAIL[/red] pin {escape(problem)}")
-    results = check_mirrors(artifacts, mir.sources(deployment), out) if artifacts else []
+    ca_file = StateDir(loaded.path).root / "pki" / "ca.crt"
+    results = check_mirrors(artifacts, mir.sources(deployment), out, ca_file) if artifacts else []
     if failed:
         raise mir.MirrorError(
             f"the mirror tree lacks or does not vouch for: {', '.join(failed)}; "
@@ -279,9 +280,15 @@ def _check_built(built: list[recipes.Recipe], deployment: Any, state_root: Path)
 
 
 def check_mirrors(
-    artifacts: list[mir.Artifact], mirrors: dict[mir.ArtifactKind, str], console: Console
+    artifacts: list[mir.Artifact],
+    mirrors: dict[mir.ArtifactKind, str],
+    console: Console,
+    ca_file: Path | None = None,
 ) -> list[mir.CheckResult]:
-    """Run the mirror check with a line per artifact and a spinner while one downloads."""
+    """Run the mirror check with a line per artifact and a spinner while one downloads.
+
+    HTTPS mirrors are trusted through the system's CAs and ``ca_file``, the deployment's.
+    """
     with console.status("") as status:
 
         def start(artifact: mir.Artifact) -> None:
@@ -296,4 +303,4 @@ def check_mirrors(
             if not r.ok and r.url:
                 console.print(f"       {escape(r.url)}", style="dim")
 
-        return mir.check(artifacts, mirrors, on_result=done, on_start=start)
+        return mir.check(artifacts, mirrors, on_result=done, on_start=start, ca_file=ca_file)

@@ -9,11 +9,13 @@ manifest list is fetched by digest from the registry's v2 API and hashed.
 
 from __future__ import annotations
 
+import contextvars
 import gzip
 import hashlib
 import json
 import lzma
 import re
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -214,21 +216,28 @@ def check(
     mirrors: dict[ArtifactKind, str],
     on_result: Callable[[CheckResult], None] | None = None,
     on_start: Callable[[Artifact], None] | None = None,
+    ca_file: Path | None = None,
 ) -> list[CheckResult]:
     """Ask the mirrors for each artifact and verify its digest; report every one.
 
     Nothing is raised for a bad artifact: each gets a result, so that one run names
     every problem. A mirror that cannot be reached fails its artifacts with the reason.
+    HTTPS mirrors are verified against the system's CAs and ``ca_file`` (the
+    deployment's CA, which the deployer's mirror service's certificate is issued by).
     """
     indexes: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, str]] | str] = {}
     results = []
-    for artifact in artifacts:
-        if on_start is not None:
-            on_start(artifact)
-        result = _check_one(artifact, mirrors, indexes)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
+    token = _TRUST.set(trust(ca_file))
+    try:
+        for artifact in artifacts:
+            if on_start is not None:
+                on_start(artifact)
+            result = _check_one(artifact, mirrors, indexes)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    finally:
+        _TRUST.reset(token)
     return results
 
 
@@ -329,10 +338,25 @@ def _stanzas(text: str) -> Iterator[tuple[tuple[str, str], dict[str, str]]]:
             yield (fields["Package"], fields["Version"]), fields
 
 
+#: Whom HTTPS mirrors are verified against: the system's CAs, and the deployment's own
+#: CA where ``check`` is given it (the deployer's mirror service presents its certificate).
+_TRUST: contextvars.ContextVar[ssl.SSLContext | None] = contextvars.ContextVar(
+    "mirror_trust", default=None
+)
+
+
+def trust(cafile: Path | None) -> ssl.SSLContext:
+    """The system's CAs, plus ``cafile`` (the deployment's CA) where it exists."""
+    context = ssl.create_default_context()
+    if cafile is not None and cafile.is_file():
+        context.load_verify_locations(cafile=str(cafile))
+    return context
+
+
 def _open(url: str, headers: dict[str, str] | None = None) -> urllib.response.addinfourl:
     request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - the inventory's mirrors
     try:
-        return urllib.request.urlopen(request, timeout=_TIMEOUT)  # type: ignore[no-any-return]  # noqa: S310
+        return urllib.request.urlopen(request, timeout=_TIMEOUT, context=_TRUST.get())  # type: ignore[no-any-return]  # noqa: S310
     except urllib.error.HTTPError as exc:
         what = "missing" if exc.code == 404 else "refused"
         raise MirrorError(f"{what}: HTTP {exc.code} from {url}") from exc

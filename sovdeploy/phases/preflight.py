@@ -97,6 +97,7 @@ def _check_kubernetes_mirrors(ctx: Context) -> int:
         artifacts.sources(ctx.deployment),
         on_result=done,
         on_start=lambda a: ctx.progress.step(f"mirror check: {a.kind} {a.name}"),
+        ca_file=ctx.state.root / "pki" / "ca.crt",
     )
     ctx.run.record(
         "mirror_check",

@@ -180,3 +180,22 @@ def test_an_address_that_is_not_this_machines_is_refused(site):
         assert "not this machine's" in result.output
     finally:
         settings.write_text(text)
+
+
+def test_mirror_check_trusts_the_served_mirror_through_the_deployments_ca(site):
+    """The manifest's pin of the pause image is what the service serves, over HTTPS."""
+    from sovdeploy.kubernetes import artifacts as mir
+
+    _, inv, _, files_port, registry_port = site
+    assert _serve(site).exit_code == 0
+    pause = mir.load().get("pause")
+    mirrors = {
+        mir.ArtifactKind.IMAGE: f"https://127.0.0.1:{registry_port}",
+        mir.ArtifactKind.FILE: f"https://127.0.0.1:{files_port}/files",
+    }
+    ca = inv / ".sovdeploy" / "pki" / "ca.crt"
+    [result] = mir.check([pause], mirrors, ca_file=ca)
+    assert result.ok, result.detail
+    [untrusted] = mir.check([pause], mirrors)
+    assert not untrusted.ok
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.detail
