@@ -22,6 +22,7 @@ from sovdeploy.runbook import drill
 from sovdeploy.runbook.write import write_runbook
 from sovdeploy.state import StateDir
 from sovdeploy.supply import build as supply_build
+from sovdeploy.supply import serve
 
 
 @main.command()
@@ -97,6 +98,7 @@ def status(inventory: Path, as_json: bool) -> None:
     ]
     cluster = _cluster_status(loaded, state)
     engine = _engine_status(loaded.deployment)
+    mirror = _mirror_status(loaded.deployment, state)
     if as_json:
         report: dict[str, Any] = {
             "deployment": loaded.deployment.name,
@@ -104,6 +106,8 @@ def status(inventory: Path, as_json: bool) -> None:
             "phases": rows,
             "hosts": hosts,
         }
+        if mirror is not None:
+            report["mirror_service"] = mirror
         if cluster is not None:
             report["kubernetes"] = cluster
         click.echo(json.dumps(report, indent=2))
@@ -112,6 +116,14 @@ def status(inventory: Path, as_json: bool) -> None:
         out.print(f"IaC engine: [red]{escape(engine['error'])}[/red]")
     else:
         out.print(f"IaC engine: {engine['describe']}", markup=False)
+    if mirror is not None:
+        running = [n for n, pid in mirror["processes"].items() if pid is not None]
+        state_text = "running" if len(running) == len(mirror["processes"]) else "not running"
+        out.print(
+            f"mirror service: {state_text} (files {mirror['files']}, registry "
+            f"{mirror['registry']})",
+            markup=False,
+        )
     table = Table(title=f"{loaded.deployment.name}: phases")
     for col in ("phase", "status", "finished", "run"):
         table.add_column(col)
@@ -131,6 +143,18 @@ def status(inventory: Path, as_json: bool) -> None:
     out.print(htable)
     if cluster is not None:
         views.render_cluster(cluster, out)
+
+
+def _mirror_status(deployment: Any, state: StateDir) -> dict[str, Any] | None:
+    """The deployer's mirror service: where it serves, and which of its processes run."""
+    service = serve.of_deployment(deployment, state.root)
+    if service is None:
+        return None
+    return {
+        "files": service.files_url,
+        "registry": service.registry_url,
+        "processes": serve.status(service),
+    }
 
 
 def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, Any] | None:

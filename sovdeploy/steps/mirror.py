@@ -5,7 +5,6 @@ from __future__ import annotations
 from sovdeploy.context import Context
 from sovdeploy.steps.credentials import vault_values
 from sovdeploy.supply import serve
-from sovdeploy.supply.build import tree
 from sovdeploy.supply.recipes import load as load_recipes
 
 __all__ = ["mirror_service", "start_mirror_service"]
@@ -13,16 +12,7 @@ __all__ = ["mirror_service", "start_mirror_service"]
 
 def mirror_service(ctx: Context) -> serve.Service | None:
     """The inventory's mirror service, where it declares one."""
-    s = ctx.deployment.settings
-    if s.supply.serve is None:
-        return None
-    return serve.Service(
-        state=ctx.state.root / "mirror-service",
-        tree=tree(ctx.deployment),
-        address=s.supply.serve.address,
-        files_port=s.supply.serve.files_port,
-        registry_port=s.supply.serve.registry_port,
-    )
+    return serve.of_deployment(ctx.deployment, ctx.state.root)
 
 
 def start_mirror_service(ctx: Context, service: serve.Service) -> list[str]:

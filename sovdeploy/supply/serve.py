@@ -41,11 +41,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sovdeploy.fsutil import atomic_write
+from sovdeploy.model import Deployment
 from sovdeploy.supply import oci
 from sovdeploy.supply.recipes import Recipe, RecipeKind, SupplyError
 from sovdeploy.supply.tree import Tree
 
-__all__ = ["Served", "Service", "check", "ensure_ca", "publish", "start", "status", "stop"]
+__all__ = [
+    "Served",
+    "Service",
+    "check",
+    "ensure_ca",
+    "of_deployment",
+    "publish",
+    "start",
+    "status",
+    "stop",
+]
 
 _READY_SECONDS = 30
 _CERT_DAYS = 398
@@ -80,6 +91,20 @@ class Service:
 
     def context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+def of_deployment(deployment: Deployment, state_root: Path) -> Service | None:
+    """The deployment's mirror service (``sovdeploy_supply.serve``), where it declares one."""
+    s = deployment.settings
+    if s.supply.serve is None:
+        return None
+    return Service(
+        state=state_root / "mirror-service",
+        tree=Tree(Path(s.supply.dir)),
+        address=s.supply.serve.address,
+        files_port=s.supply.serve.files_port,
+        registry_port=s.supply.serve.registry_port,
+    )
 
 
 def _host(address: str) -> str:

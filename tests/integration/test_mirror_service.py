@@ -9,6 +9,7 @@ image from the registry, trusting that CA only. Two small artifacts are built fo
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -140,13 +141,24 @@ def test_podman_pulls_the_image_from_the_registry_trusting_the_ca_only(site, tmp
         podman("rmi", "-f", ref)
 
 
+def _processes(site) -> dict[str, int | None]:
+    runner, inv, *_ = site
+    shown = runner.invoke(main, ["status", "-i", str(inv), "--json"])
+    assert shown.exit_code == 0, shown.output
+    return json.loads(shown.output)["mirror_service"]["processes"]
+
+
 def test_a_second_serve_starts_nothing_and_stop_stops_it(site):
     _, _, _, files_port, _ = site
     assert _serve(site).exit_code == 0
+    running = _processes(site)
+    assert all(running.values()), running
     again = _serve(site)
     assert again.exit_code == 0, again.output
+    assert _processes(site) == running  # the same processes: nothing started again
     stopped = _serve(site, "--stop")
     assert "stopped registry, files" in stopped.output
+    assert _processes(site) == {"registry": None, "files": None}
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", files_port), timeout=2).close()
     assert "nothing (not running)" in _serve(site, "--stop").output
