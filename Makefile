@@ -106,8 +106,9 @@ molecule: image
 		echo "== molecule: kubernetes/cluster"; start=$$SECONDS; (cd roles/kubernetes && molecule test -s cluster); \
 		echo "== molecule: kubernetes/cluster took $$((SECONDS - start))s"; \
 	else \
-		echo "== molecule: kubernetes/cluster SKIPPED: SOVDEPLOY_K8S_MIRROR is not set, and no mirror" \
-			"reachable from here holds kubeadm, the kubelet or the Kubernetes images"; \
+		echo "== molecule: kubernetes/cluster SKIPPED: SOVDEPLOY_K8S_MIRROR is not set: the scenario" \
+			"needs a mirror holding the Kubernetes artifacts (sovdeploy mirror build and mirror serve" \
+			"make one; the scenario does not start it yet)"; \
 	fi
 	mkdir -p $(APT_CACHE)/molecule-aio-ctl/partial $(APT_CACHE)/molecule-aio-cmp/partial
 	@echo "== molecule: aio"; start=$$SECONDS; molecule test -s aio; \
