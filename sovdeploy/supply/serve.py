@@ -63,7 +63,6 @@ _CERT_DAYS = 398
 _RENEW_DAYS = 30
 _CHUNK = 1 << 20
 _TIMEOUT = 60
-_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 @dataclass(frozen=True)
@@ -415,7 +414,7 @@ def check(service: Service, recipes: Iterable[Recipe]) -> list[Served]:
         if recipe.kind is RecipeKind.IMAGE:
             assert recipe.image is not None
             url = f"{service.registry_url}/v2/{recipe.repository}/manifests/{recipe.image.tag}"
-            accept = _INDEX
+            accept = oci.INDEX
         else:
             url = f"{service.files_url}/{service.tree.relative(recipe)}"
             accept = ""
