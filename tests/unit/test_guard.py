@@ -56,6 +56,8 @@ def sleepers() -> list[guard.Proc]:
             argv = Path(f"/proc/{p.pid}/cmdline").read_bytes().split(b"\0")
         except FileNotFoundError:
             continue
+        if len(argv) < 2:  # a zombie, or a process that has not exec'd yet: no arguments
+            continue
         if (p.comm in {"sleep", "python", "python3"} and any(m == argv[-2] for m in marks[:4])) or (
             p.comm in {"python", "python3"} and marks[4] in argv[-2]
         ):
