@@ -86,6 +86,12 @@ def main() -> None:
     print("\n== mirror build benchmark (2 cores; module cache warm, build cache empty)")
     for name, sha, seconds in per_artifact:
         print(f"  {name:<30} {seconds:7.0f}s  sha256:{sha}")
+    groups: dict[str, float] = {}
+    for name, _, seconds in per_artifact:
+        group = recipes.load().get(name).group.value
+        groups[group] = groups.get(group, 0.0) + seconds
+    for group, seconds in groups.items():
+        print(f"  group {group:<24} {seconds:7.0f}s ({seconds / 60:.1f} min)")
     print(f"  cold, every recipe:            {cold:7.0f}s ({cold / 60:.1f} min; aim < 45 min)")
     print(f"  warm, nothing to build:        {warm:7.1f}s (aim < 60 s)")
     print(f"  kubelet rebuilt, cold cache:   {again:7.0f}s")
