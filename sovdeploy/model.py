@@ -485,10 +485,11 @@ class SupplyChain(Strict):
         pattern=r"^/",
         description="the deployer-side tree built artifacts are published in",
     )
-    build: tuple[Literal["opentofu", "providers", "kubernetes"], ...] = Field(
+    build: tuple[Literal["opentofu", "providers", "kubernetes", "conformance"], ...] = Field(
         default=(),
         description="what to build from source: opentofu (the tofu binary), providers "
-        "(the OpenTofu providers the modules use), kubernetes (binaries and images)",
+        "(the OpenTofu providers the modules use), kubernetes (binaries and images), "
+        "conformance (e2e.test, ginkgo and the images the conformance tests run)",
     )
     serve: MirrorService | None = Field(
         default=None,

@@ -46,7 +46,7 @@ def mirror_build(inventory: Path, names: tuple[str, ...], verbose: int) -> None:
     ) as ctx:
         supply = recipes.load()
         if names:
-            chosen = tuple(supply.get(n) for n in names)
+            chosen = supply.with_inputs(supply.get(n) for n in names)
         else:
             groups = supply_build.needed_groups(ctx.deployment)
             chosen = supply.in_groups(groups)

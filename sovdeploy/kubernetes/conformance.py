@@ -112,6 +112,14 @@ digests pinned in `sovdeploy/data/kubernetes.yml`.
 3. `sovdeploy secrets generate -i INVENTORY`, then `sovdeploy up -i INVENTORY`.
 4. `sovdeploy verify kubernetes -i INVENTORY`: hydrophone runs the `[Conformance]` tests
    and this directory is written.
+
+## The test images
+
+The images the tests run (agnhost, busybox, nginx, ...) were built by `sovdeploy mirror
+build` from Kubernetes {version}'s `test/images` sources on Debian 13 bases, under the
+names and tags the suite asks for. Upstream's agnhost is Alpine: the DNS tests use it as
+the musl resolver beside glibc-dns-testing; here both probes resolve through glibc, so
+musl's resolver is not exercised.
 """
 
 

@@ -69,7 +69,7 @@ def needed_groups(deployment: Deployment) -> tuple[Group, ...]:
     if deployment.has_openstack():
         needed.append(Group.PROVIDERS)
     if deployment.hosts_in("kubernetes"):
-        needed.append(Group.KUBERNETES)
+        needed += [Group.KUBERNETES, Group.CONFORMANCE]
     return tuple(g for g in needed if g.value in s.supply.build)
 
 
@@ -214,11 +214,15 @@ def _build_one(
     info = gobuild.module_info(recipe, wrapper, env)
     go_sum = gobuild.go_sum_line(wrapper, recipe.module, recipe.version)
     with where.workspace(recipe) as work:
-        out = work / (recipe.image.file if recipe.image else recipe.path).rsplit("/", 1)[-1]
+        name = recipe.image.file if recipe.image and recipe.image.file else recipe.path
+        out = work / name.rsplit("/", 1)[-1]
+        flags: list[str] = []
         if recipe.builder == "c":
             progress.task_start(f"gcc {' '.join(recipe.sources)} ({recipe.package})")
             toolchain = cbuild.toolchain(recipe.c_packages)
             flags = cbuild.build(recipe, info.dir, out)
+        elif recipe.builder == "none":
+            toolchain = "none: nothing compiled"
         else:
             if recipe.cgo:
                 # cgo links C: its compiler and libraries decide bytes too.
@@ -238,18 +242,13 @@ def _build_one(
             below: tuple[tuple[oci.Blob, str, str], ...] = ()
             if base is not None:
                 layer = base[1]
-                parents = recipe.image.file.split("/")[:-1]
-                for depth in range(1, len(parents) + 1):
-                    if "/".join(parents[:depth]) in layer.links:
-                        raise SupplyError(
-                            f"{recipe.name}: {recipe.image.file} lies under a symbolic link "
-                            f"of base {base[0].name}; name the path it points to"
-                        )
+                _not_under_links(recipe, base[0].name, layer.links)
                 below = ((layer.blob, layer.diff_id, layer.created_by),)
             img = oci.image(
-                [oci.Entry(recipe.image.file, out.read_bytes(), 0o755)],
+                _image_entries(supply, recipe, out, info.dir, where),
                 epoch=info.epoch,
                 entrypoint=list(recipe.image.entrypoint),
+                cmd=list(recipe.image.cmd),
                 user=recipe.image.user,
                 below=below,
             )
@@ -274,6 +273,45 @@ def _build_one(
         progress.task_start("publish")
         where.publish(recipe, out, statement, key, sha256)
     return sha256
+
+
+def _not_under_links(recipe: Recipe, base: str, links: frozenset[str]) -> None:
+    """Refuse an image path below a base's symbolic link (it would replace the link)."""
+    assert recipe.image is not None
+    spec = recipe.image
+    paths = [spec.file or "", *spec.copy_, *spec.built, *spec.links, *spec.dirs]
+    for path in filter(None, paths):
+        parents = path.split("/")[:-1]
+        for depth in range(1, len(parents) + 1):
+            if "/".join(parents[:depth]) in links:
+                raise SupplyError(
+                    f"{recipe.name}: {path} lies under a symbolic link of base {base}; name "
+                    "the path it points to"
+                )
+
+
+def _image_entries(
+    supply: Supply, recipe: Recipe, out: Path, source: Path, where: Tree
+) -> list[oci.Entry]:
+    """The image's own layer: the built binary, the module's files, other recipes' files."""
+    spec = recipe.image
+    assert spec is not None
+    entries = []
+    if spec.file is not None:
+        entries.append(oci.Entry(spec.file, out.read_bytes(), int(spec.mode, 8)))
+    for path, relative in spec.copy_.items():
+        file = source / relative
+        if not file.is_file():
+            raise SupplyError(
+                f"{recipe.name}: {relative} is not a file in {recipe.module} {recipe.version}"
+            )
+        mode = 0o755 if file.stat().st_mode & 0o111 else 0o644
+        entries.append(oci.Entry(path, file.read_bytes(), mode))
+    for path, name in spec.built.items():
+        entries.append(oci.Entry(path, where.verified(supply.get(name)).read_bytes(), 0o755))
+    entries += [oci.Entry(path, None, link=target) for path, target in spec.links.items()]
+    entries += [oci.Entry(path, None, 0o755) for path in spec.dirs]
+    return entries
 
 
 def _record(run: Run, where: Tree, recipe: Recipe, sha256: str, *, cached: bool) -> None:

@@ -19,6 +19,7 @@ import io
 import re
 import subprocess
 import tarfile
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,8 @@ from sovdeploy.supply.recipes import Base, Deb, SupplyError
 __all__ = ["Layer", "fetch", "layer", "unmet"]
 
 _TIMEOUT = 120
+#: Where a package's commands lie (a busybox applet of the same name is not linked).
+_BIN_DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin")
 #: Documentation a container never reads; each package's copyright file is kept.
 _DROPPED = re.compile(r"^usr/share/(man|info|lintian|bug|doc/[^/]+/(?!copyright$))")
 
@@ -180,7 +183,44 @@ def _entries(base: Base, debs: list[tuple[Deb, Path]]) -> tuple[list[oci.Entry],
     entries = [e for e, _ in found.values() if e.path not in named]
     entries += [oci.Entry(path, None, link=target) for path, target in base.links.items()]
     entries += [oci.Entry(path, text.encode(), 0o644) for path, text in base.files.items()]
+    if base.applets is not None:
+        # Through the base's own directory links (bin -> usr/bin on a merged /usr).
+        # A command a package ships in any of the bin directories is left to it: busybox
+        # is the rest of the userland, never a second `ip` earlier on PATH.
+        dirs = {e.path: e.link for e in entries if e.link is not None and "/" not in e.path}
+        shipped = {
+            name
+            for path in (e.path for e in entries)
+            for d, _, name in [path.rpartition("/")]
+            if d in _BIN_DIRS
+        }
+        for listed in _applets(base, found):
+            top, _, rest = listed.partition("/")
+            target = dirs.get(top)
+            at = f"{target}/{rest}" if rest and target and not target.startswith("/") else listed
+            name = at.rpartition("/")[2]
+            if name not in shipped:
+                shipped.add(name)
+                entries.append(oci.Entry(at, None, link="/" + base.applets))
     return entries, epoch
+
+
+def _applets(base: Base, found: dict[str, tuple[oci.Entry, str]]) -> list[str]:
+    """The paths busybox installs its applets at, as its ``--list-full`` names them."""
+    assert base.applets is not None
+    entry = found.get(base.applets, (None, ""))[0]
+    if entry is None or entry.data is None:
+        raise SupplyError(f"base {base.name}: no file {base.applets} to list the applets of.")
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = Path(tmp) / "busybox"
+        binary.write_bytes(entry.data)
+        binary.chmod(0o755)
+        out = subprocess.run(
+            [str(binary), "--list-full"], capture_output=True, text=True, check=False
+        )
+    if out.returncode != 0 or not out.stdout.strip():
+        raise SupplyError(f"base {base.name}: {base.applets} --list-full failed: {out.stderr}")
+    return sorted(line.strip().strip("/") for line in out.stdout.splitlines() if line.strip())
 
 
 def layer(base: Base, sources: Sequence[str], cache: Path) -> tuple[Layer, list[tuple[Deb, Path]]]:

@@ -118,6 +118,7 @@ def image(
     *,
     epoch: int,
     entrypoint: list[str],
+    cmd: list[str] | None = None,
     user: str = "",
     env: tuple[str, ...] = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",),
     labels: dict[str, str] | None = None,
@@ -131,7 +132,11 @@ def image(
     """
     blob, diff_id = layer(entries, epoch)
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    settings: dict[str, Any] = {"Entrypoint": entrypoint, "Env": list(env)}
+    settings: dict[str, Any] = {"Env": list(env)}
+    if entrypoint:
+        settings["Entrypoint"] = entrypoint
+    if cmd:
+        settings["Cmd"] = cmd
     if user:
         settings["User"] = user
     if labels:

@@ -69,7 +69,7 @@ def statement(
                     "cgo": recipe.cgo,
                     "builder": recipe.builder,
                     **(
-                        {"image": recipe.image.model_dump(mode="json")}
+                        {"image": recipe.image.model_dump(mode="json", by_alias=True)}
                         if recipe.image is not None
                         else {}
                     ),

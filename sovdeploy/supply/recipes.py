@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from enum import StrEnum
 from functools import cache
 from importlib import resources
@@ -53,6 +54,8 @@ class Group(StrEnum):
     OPENTOFU = "opentofu"
     PROVIDERS = "providers"
     KUBERNETES = "kubernetes"
+    #: The conformance suite: e2e.test, ginkgo and the images its tests run.
+    CONFORMANCE = "conformance"
 
 
 class RecipeKind(StrEnum):
@@ -64,18 +67,40 @@ class RecipeKind(StrEnum):
     IMAGE = "image"
 
 
+_IMAGE_PATH = r"^[^/].*[^/]$"
+
+
 class ImageSpec(BaseModel):
-    """How the built binary becomes an image: where it lies in it, and how it runs."""
+    """How the image is made, from what, and how it runs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    file: str = Field(pattern=r"^[^/].*$", description="the binary's path in the image")
-    entrypoint: tuple[str, ...]
+    file: str | None = Field(
+        default=None,
+        pattern=_IMAGE_PATH,
+        description="the binary's path in the image (none for an image of its base alone)",
+    )
+    mode: str = Field(default="0755", pattern=r"^[0-7]{4}$", description="the binary's mode")
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
     user: str = ""
     tag: str = Field(description="the tag the image is known by")
     base: str | None = Field(
         default=None, description="the Debian base layer under it (supply.yml's debian.bases)"
     )
+    copy_: dict[str, str] = Field(
+        default_factory=dict,
+        alias="copy",
+        description="files from the module's source: path in the image -> path in the module",
+    )
+    built: dict[str, str] = Field(
+        default_factory=dict,
+        description="files built by other recipes (kind file): path in the image -> recipe",
+    )
+    links: dict[str, str] = Field(
+        default_factory=dict, description="symbolic links: path in the image -> target"
+    )
+    dirs: tuple[str, ...] = Field(default=(), description="empty directories (0755)")
 
 
 class Deb(BaseModel):
@@ -103,6 +128,11 @@ class Base(BaseModel):
     files: dict[str, str] = Field(
         default_factory=dict, description="small files: path -> text (/etc/passwd, ...)"
     )
+    applets: str | None = Field(
+        default=None,
+        description="a busybox in the base: a link for each applet `--list-full` names that "
+        "no package ships (as `busybox --install -s` would make)",
+    )
 
 
 class Recipe(BaseModel):
@@ -119,10 +149,10 @@ class Recipe(BaseModel):
     package: str = Field(
         description="the main package built (go), or the directory of the sources (c)"
     )
-    builder: Literal["go", "go-test", "c"] = Field(
+    builder: Literal["go", "go-test", "c", "none"] = Field(
         default="go",
-        description="go build; go test -c (a test binary: e2e.test); or the deployer's "
-        "C compiler, static",
+        description="go build; go test -c (a test binary: e2e.test); the deployer's C "
+        "compiler, static; or none (an image of its base and the module's files)",
     )
     sources: tuple[str, ...] = Field(default=(), description="C sources, in the package")
     cflags: tuple[str, ...] = Field(default=(), description="C flags; {version} filled")
@@ -151,6 +181,10 @@ class Recipe(BaseModel):
             raise ValueError(f"{self.name}: a C build names its sources, a Go build none")
         if (self.kind is RecipeKind.IMAGE) != (self.image is not None):
             raise ValueError(f"{self.name}: an image recipe says how to make the image")
+        if self.builder == "none" and (self.image is None or self.image.file is not None):
+            raise ValueError(f"{self.name}: a recipe that builds nothing is an image, no file")
+        if self.builder != "none" and self.image is not None and self.image.file is None:
+            raise ValueError(f"{self.name}: say where the built binary lies in the image")
         if self.image is not None and not self.path.endswith("/" + self.image.tag):
             raise ValueError(f"{self.name}: an image's path is its repository, then its tag")
         return self
@@ -191,9 +225,19 @@ class Supply(BaseModel):
             if dupes:
                 raise ValueError(f"{what} named twice: {', '.join(dupes)}")
         bases = {b.name for b in self.bases}
-        for recipe in self.recipes:
-            if recipe.image is not None and recipe.image.base not in (None, *bases):
+        files = {r.name for r in self.recipes if r.kind is RecipeKind.FILE}
+        for n, recipe in enumerate(self.recipes):
+            if recipe.image is None:
+                continue
+            if recipe.image.base not in (None, *bases):
                 raise ValueError(f"{recipe.name}: no base named {recipe.image.base}")
+            before = {r.name for r in self.recipes[:n]}
+            for name in recipe.image.built.values():
+                if name not in files or name not in before:
+                    raise ValueError(
+                        f"{recipe.name}: its image takes {name}'s file: name a recipe of kind "
+                        "file listed before it"
+                    )
         return self
 
     def base(self, recipe: Recipe) -> Base | None:
@@ -211,7 +255,15 @@ class Supply(BaseModel):
         )
 
     def in_groups(self, groups: tuple[Group, ...]) -> tuple[Recipe, ...]:
-        return tuple(r for r in self.recipes if r.group in groups)
+        return self.with_inputs(r for r in self.recipes if r.group in groups)
+
+    def with_inputs(self, chosen: Iterable[Recipe]) -> tuple[Recipe, ...]:
+        """``chosen`` and the recipes whose files their images take, in supply.yml's order."""
+        names = {r.name for r in chosen}
+        for recipe in reversed(self.recipes):
+            if recipe.name in names and recipe.image is not None:
+                names.update(recipe.image.built.values())
+        return tuple(r for r in self.recipes if r.name in names)
 
     def key(self, recipe: Recipe) -> str:
         """The hash of everything that decides the artifact's bytes."""
@@ -219,14 +271,22 @@ class Supply(BaseModel):
         h = hashlib.sha256()
         h.update(BUILDER_VERSION.encode())
         h.update(self.toolchain.encode())
-        h.update(json.dumps(recipe.model_dump(mode="json"), sort_keys=True).encode())
+        # Fields left at their defaults are left out: a new optional field keeps the keys.
+        h.update(json.dumps(_dump(recipe), sort_keys=True).encode())
         base = self.base(recipe)
         if base is not None:
-            h.update(json.dumps(base.model_dump(mode="json"), sort_keys=True).encode())
+            h.update(json.dumps(_dump(base), sort_keys=True).encode())
+        if recipe.image is not None:
+            for path, name in sorted(recipe.image.built.items()):
+                h.update(f"\0{path}\0{self.key(self.get(name))}".encode())
         for name in ("go.mod", "go.sum"):
             h.update(b"\0" + name.encode() + b"\0")
             h.update((wrapper / name).read_bytes())
         return h.hexdigest()
+
+
+def _dump(model: BaseModel) -> dict[str, object]:
+    return model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
 def wrapper_dir(recipe: Recipe) -> Path:

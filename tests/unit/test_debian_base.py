@@ -182,3 +182,33 @@ def test_a_base_problem_stops_the_build_naming_the_artifact(tmp_path, monkeypatc
     assert "iptables needs libip4tc2" in out
     assert "Nothing was built or published" in out
     assert not supply_build.Tree(tree).target(custom.get("kube-proxy-image")).exists()
+
+
+def _base(name: str) -> recipes.Base:
+    return next(b for b in recipes.load().bases if b.name == name)
+
+
+def test_busybox_applets_fill_the_userland_but_never_shadow_a_package(tmp_path):
+    """Each applet `busybox --list-full` names becomes a link, through the usr-merge links,
+    unless a package already ships that command in any bin directory."""
+    layer, _ = debian.layer(_base("busybox"), (DEBIAN,), tmp_path / "debs")
+    assert {"usr/bin/sh", "usr/bin/wget", "usr/bin/cp", "usr/sbin/ip"} <= layer.links
+    assert not any(p.startswith(("bin/", "sbin/")) for p in layer.links), "under a link"
+
+    tools = _base("e2e-tools")
+    entries, _ = debian._entries(
+        tools, [(d, debian.fetch(d, (DEBIAN,), tmp_path / "debs")) for d in tools.packages]
+    )
+    by_path = {e.path: e for e in entries}
+    # iproute2's ip and bash as sh win over busybox's applets of those names.
+    assert by_path["usr/bin/ip"].data is not None
+    assert by_path["usr/sbin/ip"].link == "../bin/ip"  # iproute2's own link, not busybox
+    assert by_path["usr/bin/sh"].link == "bash"
+    assert by_path["usr/bin/nc"].link == "nc.openbsd"
+    assert by_path["usr/bin/wget"].link == "/usr/bin/busybox"  # no package ships wget
+
+
+def test_a_base_whose_applets_binary_is_missing_is_refused(tmp_path):
+    base = _base("busybox").model_copy(update={"applets": "usr/bin/nosuchbox"})
+    with pytest.raises(recipes.SupplyError, match="no file usr/bin/nosuchbox"):
+        debian.layer(base, (DEBIAN,), tmp_path / "debs")

@@ -365,3 +365,34 @@ def test_the_manifest_pins_what_a_build_gives_and_a_difference_is_named(tmp_path
     assert problem == (
         f"pause: the build of recipe pause is sha256:{built}, the manifest pins sha256:{'0' * 64}"
     )
+
+
+def test_an_image_takes_only_files_built_before_it_and_builds_them_with_it():
+    supply = recipes.load()
+    multus = supply.get("multus-image")
+    assert [r.name for r in supply.with_inputs([multus])] == [
+        "multus-daemon",
+        "multus-shim",
+        "multus-image",
+    ]
+    # Its key moves with theirs: a new multus-daemon build makes a new image.
+    doc = supply.model_dump(by_alias=True)
+    for recipe in doc["recipes"]:
+        if recipe["name"] == "multus-daemon":
+            recipe["ldflags"] = [*recipe["ldflags"], "-X=main.extra=1"]
+    changed = recipes.Supply.model_validate(doc)
+    assert changed.key(changed.get("multus-image")) != supply.key(multus)
+    # Taking a file from a recipe listed after it (or from an image) is refused.
+    order = [r for r in doc["recipes"] if r["name"] != "multus-shim"]
+    order.append(next(r for r in doc["recipes"] if r["name"] == "multus-shim"))
+    with pytest.raises(ValueError, match="multus-shim's file: name a recipe of kind file"):
+        recipes.Supply.model_validate({**doc, "recipes": order})
+
+
+def test_a_recipe_that_builds_nothing_is_an_image_without_a_binary():
+    doc = recipes.load().get("busybox-image").model_dump(by_alias=True)
+    recipes.Recipe.model_validate(doc)
+    with pytest.raises(ValueError, match="builds nothing is an image, no file"):
+        recipes.Recipe.model_validate({**doc, "image": {**doc["image"], "file": "bin/x"}})
+    with pytest.raises(ValueError, match="say where the built binary lies"):
+        recipes.Recipe.model_validate({**doc, "builder": "go"})
