@@ -15,9 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from sovdeploy.cli import main
 from sovdeploy.supply import recipes
 
 pytestmark = [
@@ -40,23 +38,8 @@ def _podman(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("addons")
-    inv = tmp / "inv"
-    shutil.copytree(
-        ROOT / "inventories" / "sandbox", inv, ignore=shutil.ignore_patterns(".sovdeploy")
-    )
-    settings = inv / "group_vars" / "all" / "sovdeploy.yml"
-    text = settings.read_text().replace(
-        "sovdeploy_supply:\n", f"sovdeploy_supply:\n  dir: {tmp}/tree\n", 1
-    )
-    settings.write_text(text)
-    args = ["mirror", "build", "-i", str(inv)]
-    for name in WANTED:
-        args += ["--artifact", name]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return tmp / "tree"
+def built(built_tree) -> Path:
+    return built_tree("addons", *WANTED)
 
 
 def _image(tree: Path, name: str) -> str:

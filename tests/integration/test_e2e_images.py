@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from sovdeploy.cli import main
 from sovdeploy.supply import recipes
 
 pytestmark = [
@@ -52,32 +50,18 @@ def _run(image: str, *args: str, options: tuple[str, ...] = ()) -> str:
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> dict[str, str]:
+def images(built_tree) -> dict[str, str]:
     """Every conformance image of supply.yml, by recipe name, as podman's oci: reference."""
-    tmp = tmp_path_factory.mktemp("e2e-images")
-    inv = tmp / "inv"
-    shutil.copytree(
-        ROOT / "inventories" / "sandbox", inv, ignore=shutil.ignore_patterns(".sovdeploy")
-    )
-    settings = inv / "group_vars" / "all" / "sovdeploy.yml"
-    text = settings.read_text().replace(
-        "sovdeploy_supply:\n", f"sovdeploy_supply:\n  dir: {tmp}/tree\n", 1
-    )
-    settings.write_text(text)
     supply = recipes.load()
     wanted = [
         r.name
         for r in supply.in_groups((recipes.Group.CONFORMANCE,))
         if r.kind is recipes.RecipeKind.IMAGE
     ]
-    args = ["mirror", "build", "-i", str(inv)]
-    for name in wanted:
-        args += ["--artifact", name]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    tree = built_tree("e2e-images", *wanted)
     _podman("network", "rm", "-f", NETWORK, check=False)
     _podman("network", "create", NETWORK)
-    yield {name: f"oci:{tmp}/tree/images/{supply.get(name).path}" for name in wanted}
+    yield {name: f"oci:{tree}/images/{supply.get(name).path}" for name in wanted}
     _podman("network", "rm", "-f", NETWORK, check=False)
 
 

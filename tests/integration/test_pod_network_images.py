@@ -20,9 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from sovdeploy.cli import main
 from sovdeploy.supply import build as supply_build
 from sovdeploy.supply import recipes
 
@@ -65,23 +63,8 @@ def _wait_for(what: str, probe, timeout: float = 60.0):
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> dict[str, str]:
-    tmp = tmp_path_factory.mktemp("podnet")
-    inv = tmp / "inv"
-    shutil.copytree(
-        ROOT / "inventories" / "sandbox", inv, ignore=shutil.ignore_patterns(".sovdeploy")
-    )
-    settings = inv / "group_vars" / "all" / "sovdeploy.yml"
-    text = settings.read_text().replace(
-        "sovdeploy_supply:\n", f"sovdeploy_supply:\n  dir: {tmp}/tree\n", 1
-    )
-    settings.write_text(text)
-    result = CliRunner().invoke(
-        main,
-        ["mirror", "build", "-i", str(inv), "--artifact", "etcd", "--artifact", "flanneld-image"],
-    )
-    assert result.exit_code == 0, result.output
-    tree = supply_build.Tree(tmp / "tree")
+def images(built_tree) -> dict[str, str]:
+    tree = supply_build.Tree(built_tree("podnet", "etcd", "flanneld-image"))
     pulled = {}
     for name in ("etcd", "flanneld-image"):
         recipe = recipes.load().get(name)
