@@ -270,9 +270,13 @@ def test_ctrl_c_during_a_build_publishes_nothing_and_the_next_build_finishes(tmp
     sovdeploy = str(Path(sys.executable).parent / "sovdeploy")
     env = dict(os.environ, GOCACHE=str(tmp_path / "cache"))
     args = [sovdeploy, "mirror", "build", "-i", str(inv), "--artifact", "cni-bridge"]
+    # As a terminal's foreground command has it: SIGINT at its default. (A test run
+    # started in the background by a shell without job control inherits it ignored, and
+    # Python then never turns it into KeyboardInterrupt.)
     proc = subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - no threads here
     )  # fmt: skip
     assert proc.stdout is not None
     seen = []
