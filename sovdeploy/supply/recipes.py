@@ -67,7 +67,8 @@ class RecipeKind(StrEnum):
     IMAGE = "image"
 
 
-_IMAGE_PATH = r"^[^/].*[^/]$"
+#: A relative path that does not end in a slash (in a tree, in an image).
+_RELATIVE_PATH = r"^[^/].*[^/]$"
 
 
 class ImageSpec(BaseModel):
@@ -77,7 +78,7 @@ class ImageSpec(BaseModel):
 
     file: str | None = Field(
         default=None,
-        pattern=_IMAGE_PATH,
+        pattern=_RELATIVE_PATH,
         description="the binary's path in the image (none for an image of its base alone)",
     )
     mode: str = Field(default="0755", pattern=r"^[0-7]{4}$", description="the binary's mode")
@@ -169,7 +170,7 @@ class Recipe(BaseModel):
     )
     tags: tuple[str, ...] = ()
     cgo: bool = False
-    path: str = Field(pattern=r"^[^/].*[^/]$", description="where it lies in its tree")
+    path: str = Field(pattern=_RELATIVE_PATH, description="where it lies in its tree")
     upstream: str | None = Field(default=None, description="where upstream publishes it")
     upstream_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
@@ -225,15 +226,16 @@ class Supply(BaseModel):
             if dupes:
                 raise ValueError(f"{what} named twice: {', '.join(dupes)}")
         bases = {b.name for b in self.bases}
-        files = {r.name for r in self.recipes if r.kind is RecipeKind.FILE}
-        for n, recipe in enumerate(self.recipes):
+        files_before: set[str] = set()
+        for recipe in self.recipes:
+            if recipe.kind is RecipeKind.FILE:
+                files_before.add(recipe.name)
             if recipe.image is None:
                 continue
             if recipe.image.base not in (None, *bases):
                 raise ValueError(f"{recipe.name}: no base named {recipe.image.base}")
-            before = {r.name for r in self.recipes[:n]}
             for name in recipe.image.built.values():
-                if name not in files or name not in before:
+                if name not in files_before:
                     raise ValueError(
                         f"{recipe.name}: its image takes {name}'s file: name a recipe of kind "
                         "file listed before it"
