@@ -197,4 +197,6 @@ def render_cluster(cluster: dict[str, Any], out: Console) -> None:
     for n in cluster["nodes"]:
         ready = "[green]Ready[/green]" if n["ready"] else f"[red]NotReady[/red] {n['reason']}"
         table.add_row(n["name"], ready, ", ".join(n["roles"]) or "-", n["kubelet"])
+    for name in cluster.get("not_joined", []):
+        table.add_row(name, "[red]not joined[/red] (no node of this name)", "-", "-")
     out.print(table)

@@ -38,12 +38,17 @@ def debs_for(artifacts: Mapping[str, Any], needed_on: str) -> list[str]:
     ]
 
 
-def pinned_image(name: str, artifacts: Mapping[str, Any], registry: str) -> str:
-    """The image ``name`` in the deployment's registry, by its pinned digest."""
+def pinned_image(name: str, artifacts: Mapping[str, Any], registry: str = "") -> str:
+    """The image ``name`` by its pinned digest: its upstream name, or under ``registry``.
+
+    The hosts name images by their upstream names (containerd's registry mirrors send
+    the pulls to the deployment's registry); a registry prefix names its copy directly.
+    """
     entry = _entry(artifacts, name)
     if entry.get("kind") != "image":
         raise AnsibleFilterError(f"'{name}' is a {entry.get('kind')}, not an image")
-    return f"{registry.rstrip('/')}/{entry['path']}@sha256:{entry['sha256']}"
+    prefix = f"{registry.rstrip('/')}/" if registry else ""
+    return f"{prefix}{entry['path']}@sha256:{entry['sha256']}"
 
 
 def spki_sha256(private_key: str) -> str:

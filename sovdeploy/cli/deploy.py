@@ -171,6 +171,11 @@ def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, A
         found["nodes"] = [n.as_dict() for n in kube.nodes(config)]
     except kube.KubeError as exc:
         found["error"] = str(exc)
+        return found
+    # An inventory host that is no node (its join failed or has not run) is said so.
+    joined = {n["name"] for n in found["nodes"]}
+    declared = {h.name for h in [*d.hosts_in("k8s_control"), *d.hosts_in("k8s_worker")]}
+    found["not_joined"] = sorted(declared - joined)
     return found
 
 

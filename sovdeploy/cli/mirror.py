@@ -224,11 +224,11 @@ def mirror_check(inventory: Path, names: tuple[str, ...], check_all: bool) -> No
     built_names = {r.name for r in supply.recipes}
     manifest = mir.load()
     if names:
-        # A name the manifest pins means its artifact (containerd and runc are debs there
-        # and recipes here, until the manifest moves to what is built from source).
+        # A name both pinned and built (containerd, kubelet) is checked in the tree
+        # and in the inventory's mirror; an unknown name fails in manifest.get.
         pinned = {a.name for a in manifest.artifacts}
         artifacts = [manifest.get(n) for n in names if n in pinned or n not in built_names]
-        built = [supply.get(n) for n in names if n not in pinned and n in built_names]
+        built = [supply.get(n) for n in names if n in built_names]
     elif check_all:
         artifacts, built = list(manifest.artifacts), list(supply.recipes)
     else:

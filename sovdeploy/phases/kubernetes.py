@@ -7,7 +7,7 @@ from typing import Any
 from sovdeploy import catalogue
 from sovdeploy.context import Context
 from sovdeploy.kubernetes import artifacts, nodes
-from sovdeploy.steps.mirror import mirror_service, start_mirror_service
+from sovdeploy.steps.mirror import check_kubernetes_mirrors, mirror_service, start_mirror_service
 from sovdeploy.steps.playbooks import playbook_phase
 
 
@@ -33,6 +33,9 @@ def run(ctx: Context) -> str:
         # The hosts fetch from the deployer's mirror: it runs before they are asked to.
         ctx.progress.step(f"mirror service {service.files_url}, {service.registry_url}")
         start_mirror_service(ctx, service)
+        # Every artifact the hosts will fetch, by digest, before any host is touched.
+        checked = check_kubernetes_mirrors(ctx)
+        ctx.progress.note(f"the mirror service holds all {checked} Kubernetes artifact(s)", True)
     summary = playbook_phase("kubernetes", check=False, extravars=kubernetes_vars)(ctx)
     config = ctx.state.kubeconfig
     if config.exists():

@@ -14,6 +14,7 @@ from sovdeploy.model import Provisioner
 from sovdeploy.paths import project_root
 from sovdeploy.steps import workspaces
 from sovdeploy.steps.credentials import apt_mirror, bmc_credentials_problem, ensure_ssh_key
+from sovdeploy.steps.mirror import check_kubernetes_mirrors, mirror_service
 
 
 def run(ctx: Context) -> str:
@@ -47,9 +48,14 @@ def run(ctx: Context) -> str:
         bmc_credentials_problem(ctx)
     waived = [f for f in ctx.inventory.findings if f.severity == "info"]
     summary = f"policy clean, {len(waived)} waiver(s) in force"
-    checked = _check_kubernetes_mirrors(ctx)
-    if checked:
-        summary += f"; the mirrors hold all {checked} Kubernetes artifact(s)"
+    if mirror_service(ctx) is not None and artifacts.needed(artifacts.load(), ctx.deployment):
+        # The deployer serves the mirrors itself: checked once the kubernetes phase has
+        # started the service, before any Kubernetes host is touched.
+        summary += "; the Kubernetes artifacts are checked when their mirror service starts"
+    else:
+        checked = check_kubernetes_mirrors(ctx)
+        if checked:
+            summary += f"; the mirrors hold all {checked} Kubernetes artifact(s)"
     return summary
 
 
@@ -74,42 +80,6 @@ def _check_locked_providers(ctx: Context) -> None:
             "release, update the lock files (docs/supply.md)."
         )
     ctx.progress.note(f"provider mirror {mirror}: every locked provider hash matches", True)
-
-
-def _check_kubernetes_mirrors(ctx: Context) -> int:
-    """Verify the mirrors hold every Kubernetes artifact the hosts need; return how many.
-
-    Raises:
-        MirrorError: naming each artifact that is missing or not the pinned one.
-
-    """
-    needed = artifacts.needed(artifacts.load(), ctx.deployment)
-    if not needed:
-        return 0
-
-    def done(r: artifacts.CheckResult) -> None:
-        ctx.progress.note(
-            f"{r.artifact.kind} {r.artifact.name} {r.artifact.version}: {r.detail}", r.ok
-        )
-
-    results = artifacts.check(
-        needed,
-        artifacts.sources(ctx.deployment),
-        on_result=done,
-        on_start=lambda a: ctx.progress.step(f"mirror check: {a.kind} {a.name}"),
-        ca_file=ctx.state.root / "pki" / "ca.crt",
-    )
-    ctx.run.record(
-        "mirror_check",
-        artifacts=len(results),
-        failed=[r.artifact.name for r in results if not r.ok],
-    )
-    artifacts.require_all(
-        results,
-        "Kubernetes artifact(s)",
-        "; nothing was touched (see `sovdeploy mirror check`)",
-    )
-    return len(results)
 
 
 def plan(ctx: Context) -> str:

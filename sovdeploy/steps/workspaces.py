@@ -44,6 +44,7 @@ def workspace(ctx: Context) -> terraform.Workspace:
     sb = s.sandbox
     for host in hosts:
         host["vm"] = host["name"] in sb.vms
+        host["container_runtime"] = bool({"k8s_control", "k8s_worker"} & set(host["groups"]))
     return terraform.Workspace(
         workdir=ctx.state.terraform_dir("sandbox_hosts"),
         module=modules / "sandbox_hosts",

@@ -180,25 +180,33 @@ def test_apt_pins_name_each_deb_at_its_manifest_version() -> None:
     from sovdeploy.kubernetes import artifacts as mirror
 
     artifacts = mirror.role_vars(mirror.load())["kubernetes_artifacts"]
-    pins = _render("{{ ['containerd', 'runc'] | apt_pins(a) }}", a=artifacts)
+    pins = _render("{{ ['iptables', 'conntrack'] | apt_pins(a) }}", a=artifacts)
     assert pins == [
-        f"containerd={artifacts['containerd']['version']}",
-        f"runc={artifacts['runc']['version']}",
+        f"iptables={artifacts['iptables']['version']}",
+        f"conntrack={artifacts['conntrack']['version']}",
     ]
+    # containerd is built from pinned source, no longer Debian's.
+    with pytest.raises(AnsibleError, match="'containerd' is a file, not a deb"):
+        _render("{{ ['containerd'] | apt_pins(a) }}", a=artifacts)
     with pytest.raises(AnsibleError, match="'kubeadm' is a file, not a deb"):
         _render("{{ ['kubeadm'] | apt_pins(a) }}", a=artifacts)
     with pytest.raises(AnsibleError, match="has no 'dockerd'"):
         _render("{{ ['dockerd'] | apt_pins(a) }}", a=artifacts)
 
 
-def test_pinned_image_is_named_by_the_deployments_registry_and_digest() -> None:
+def test_pinned_image_is_named_by_its_upstream_name_or_a_registry_and_its_digest() -> None:
     from sovdeploy.kubernetes import artifacts as mirror
 
     artifacts = mirror.role_vars(mirror.load())["kubernetes_artifacts"]
-    image = _render("{{ 'pause' | pinned_image(a, 'registry.example/') }}", a=artifacts)
-    assert image == (
-        f"registry.example/registry.k8s.io/pause@sha256:{artifacts['pause']['sha256']}"
+    digest = artifacts["pause"]["sha256"]
+    # The hosts' name: containerd's registry mirror sends the pull to the deployment's.
+    assert _render("{{ 'pause' | pinned_image(a) }}", a=artifacts) == (
+        f"registry.k8s.io/pause@sha256:{digest}"
     )
+    image = _render("{{ 'pause' | pinned_image(a, 'registry.example/') }}", a=artifacts)
+    assert image == f"registry.example/registry.k8s.io/pause@sha256:{digest}"
+    with pytest.raises(AnsibleError, match="'kubeadm' is a file, not an image"):
+        _render("{{ 'kubeadm' | pinned_image(a) }}", a=artifacts)
 
 
 def test_debs_for_names_the_manifests_debs_of_each_kind_of_host() -> None:
@@ -207,9 +215,7 @@ def test_debs_for_names_the_manifests_debs_of_each_kind_of_host() -> None:
     artifacts = mirror.role_vars(mirror.load())["kubernetes_artifacts"]
     every = _render("{{ a | debs_for('k8s') }}", a=artifacts)
     assert set(every) == {
-        "containerd",
-        "runc",
-        "containernetworking-plugins",
+        "iptables",
         "conntrack",
         "socat",
         "ethtool",

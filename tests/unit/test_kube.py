@@ -221,3 +221,11 @@ def test_status_shows_node_readiness(api: tuple[_Pki, str], tmp_path: Path) -> N
     assert "NotReady" not in cp and "control-plane" in cp
     [wk] = [line for line in result.output.splitlines() if "k8s-wk01" in line and "Ready" in line]
     assert "NotReady KubeletNotReady" in wk
+    # The inventory's other Kubernetes hosts are no nodes here: said, not hidden.
+    report = json.loads(runner.invoke(cli.main, ["status", "-i", str(inventory), "--json"]).output)
+    declared = {"k8s-cp01", "k8s-cp02", "k8s-cp03", "k8s-wk01", "k8s-wk02"}
+    assert report["kubernetes"]["not_joined"] == sorted(declared - {"k8s-cp01", "k8s-wk01"})
+    [missing] = [
+        line for line in result.output.splitlines() if "k8s-wk02" in line and "joined" in line
+    ]
+    assert "not joined (no node of this name)" in missing

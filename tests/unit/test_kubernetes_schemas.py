@@ -222,7 +222,8 @@ def test_the_api_address_and_the_pinned_release_reach_kubeadm(rendered: dict[str
     init = next(d for d in docs if d["kind"] == "InitConfiguration")
     assert cluster["controlPlaneEndpoint"] == "k8s.eu-ai-prod.example-cloud.eu:6443"
     assert cluster["kubernetesVersion"] == mirror.load().kubernetes_version
-    assert cluster["imageRepository"] == "registry.fra1.example-cloud.eu/registry.k8s.io"
+    # Upstream names: containerd's registry mirror sends the pulls to the deployment's.
+    assert cluster["imageRepository"] == "registry.k8s.io"
     assert {"10.10.3.10", "k8s.eu-ai-prod.example-cloud.eu"} <= set(
         cluster["apiServer"]["certSANs"]
     )

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from pydantic import ValidationError
 
@@ -77,9 +78,15 @@ def test_what_example_eu_needs_includes_the_gpu_and_sriov_plugins() -> None:
     assert {"nvidia-device-plugin", "multus", "sriov-network-device-plugin"} <= needed
 
 
-def test_a_deployment_without_kubernetes_hosts_needs_nothing() -> None:
-    loaded = inv.load(ROOT / "inventories" / "sandbox")
-    assert mir.needed(mir.load(), loaded.deployment) == []
+def test_a_deployment_without_kubernetes_hosts_needs_nothing(tmp_path: Path) -> None:
+    inv_dir = _without_kubernetes(_sandbox(tmp_path, "", ""))
+    assert mir.needed(mir.load(), inv.load(inv_dir).deployment) == []
+    # The sandbox's own Kubernetes hosts need the runtime, the kubelet and flannel.
+    needed = {
+        a.name
+        for a in mir.needed(mir.load(), inv.load(ROOT / "inventories" / "sandbox").deployment)
+    }
+    assert {"containerd", "runc", "cni-bridge", "kubelet", "flannel", "iptables"} <= needed
 
 
 def test_locations_in_each_kind_of_mirror() -> None:
@@ -89,9 +96,9 @@ def test_locations_in_each_kind_of_mirror() -> None:
         mir.ArtifactKind.FILE: "/srv/files",
         mir.ArtifactKind.IMAGE: "https://registry.example",
     }
-    runc = manifest.get("runc")
-    assert mir.location(runc, mirrors) == (
-        "http://apt.example/debian/pool/main/r/runc/runc_1.1.15%2Bds1-2%2Bb4_amd64.deb"
+    socat = manifest.get("socat")
+    assert mir.location(socat, mirrors) == (
+        "http://apt.example/debian/pool/main/s/socat/socat_1.8.0.3-1%2Bdeb13u1_amd64.deb"
     )
     assert mir.location(manifest.get("kubeadm"), mirrors) == (
         "file:///srv/files/kubernetes/v1.37.2/linux_amd64/kubeadm"
@@ -151,8 +158,19 @@ def _sandbox(tmp_path: Path, old: str, new: str) -> Path:
     return inv
 
 
+def _without_kubernetes(inv: Path) -> Path:
+    hosts = inv / "hosts.yml"
+    data = yaml.safe_load(hosts.read_text())
+    for group in ("k8s_control", "k8s_worker"):
+        assert data["all"]["children"].pop(group)
+    hosts.write_text(yaml.safe_dump(data))
+    return inv
+
+
 def test_nothing_built_and_no_kubernetes_hosts_is_nothing_to_check(tmp_path: Path) -> None:
-    inv = _sandbox(tmp_path, "  build: [opentofu, providers]\n", "  build: []\n")
+    inv = _without_kubernetes(
+        _sandbox(tmp_path, "  build: [opentofu, providers]\n", "  build: []\n")
+    )
     result = CliRunner().invoke(main, ["mirror", "check", "-i", str(inv)])
     assert result.exit_code == 0, result.output
     assert "no Kubernetes hosts, nothing built: nothing to check" in result.output

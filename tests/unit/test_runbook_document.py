@@ -37,14 +37,16 @@ GLANCE_IMAGE = {
 }
 
 
-def _probe(host: str, stores_read: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "host": host,
-        "packages": [
-            ["libc6", "2.41-12", "amd64", "glibc"],
+def _probe(host: str, stores_read: dict[str, Any], *, nova: bool = True) -> dict[str, Any]:
+    packages = [["libc6", "2.41-12", "amd64", "glibc"]]
+    if nova:
+        packages += [
             ["nova-common", "2:31.0.0-6", "all", "nova"],
             ["nova-compute", "2:31.0.0-6", "all", "nova"],
-        ],
+        ]
+    return {
+        "host": host,
+        "packages": packages,
         "images": [],
         "stores": stores_read,
     }
@@ -73,6 +75,12 @@ def sandbox_facts(deployment: Any, *, ledger_ok: bool = True) -> dict[str, Any]:
             },
         ),
         "sbx-cmp1": _probe("sbx-cmp1", {}),
+        "sbx-k8s1": _probe(
+            "sbx-k8s1",
+            {"etcd": {"ok": True, "path": "/var/lib/etcd", "bytes": 2 << 20}},
+            nova=False,
+        ),
+        "sbx-k8s2": _probe("sbx-k8s2", {}, nova=False),
         "sbx-log1": _probe(
             "sbx-log1",
             {

@@ -42,6 +42,8 @@ def sandbox_copy(tmp_path: Path, tree: Path, proxy: str | None = None) -> Path:
     )
     if proxy is not None:
         text = text.replace("url: https://proxy.golang.org", f"url: {proxy}", 1)
+    # The hosts' files mirror is the tree itself (the service is not started here).
+    text = text.replace("url: https://10.89.40.1:8443/files", f"url: {tree}/files", 1)
     settings.write_text(text)
     return inv
 

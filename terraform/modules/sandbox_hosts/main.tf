@@ -7,6 +7,7 @@ locals {
       vm      = host.vm
       boot    = host.vm_boot
       args    = host.vm_qemu_args
+      runtime = host.container_runtime
     }
   }
   containers = { for name, host in local.hosts : name => host if !host.vm }
@@ -17,6 +18,10 @@ locals {
       "--network ${var.network} --ip ${host.address}",
       "--systemd=always --stop-signal SIGRTMIN+3",
       var.privileged ? "--privileged" : "--cap-add SYS_ADMIN,NET_ADMIN",
+      # A host that runs containers itself (a Kubernetes node): cgroups of its own, the
+      # kernel log the kubelet reads, and its image store on a volume (overlayfs does
+      # not mount on the container's own overlay).
+      host.runtime ? "--cgroupns=private --device /dev/kmsg --volume /var/lib/containerd" : "",
       "--volume ${var.ssh_authorized_keys}:/root/.ssh/authorized_keys:ro",
       # One cache dir per host: apt's archive lock does not wait across containers.
       var.apt_cache_dir != "" ? "--volume ${var.apt_cache_dir}/${name}:/var/cache/apt/archives" : "",
@@ -82,7 +87,7 @@ resource "terraform_data" "host" {
           echo "container ${self.input.name} exists and does not belong to deployment ${self.input.deployment}" >&2
           exit 1
         fi
-        podman rm --force ${self.input.name}
+        podman rm --force --volumes ${self.input.name}
       fi
       ${self.input.command}
       # systemd's bus appears a moment after the container starts: retry until booted.
@@ -103,7 +108,7 @@ resource "terraform_data" "host" {
     when        = destroy
     interpreter = ["/bin/sh", "-ec"]
     environment = { CONTAINERS_CONF = self.input.conf }
-    command     = "podman rm --force --ignore ${self.input.name}"
+    command     = "podman rm --force --ignore --volumes ${self.input.name}"
   }
 }
 

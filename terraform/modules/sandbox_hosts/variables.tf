@@ -8,13 +8,15 @@ variable "deployment" {
 }
 
 variable "hosts" {
-  description = "Hosts to create: systemd podman containers, or QEMU virtual machines where vm is true. Addresses follow list order. A VM boots its kernel directly (vm_boot = kernel) or through its disk's GRUB (disk: the guest's own command line applies, reboots work); vm_qemu_args are more QEMU arguments (an emulated IOMMU, an SR-IOV NIC)."
+  description = "Hosts to create: systemd podman containers, or QEMU virtual machines where vm is true. Addresses follow list order. A VM boots its kernel directly (vm_boot = kernel) or through its disk's GRUB (disk: the guest's own command line applies, reboots work); vm_qemu_args are more QEMU arguments (an emulated IOMMU, an SR-IOV NIC). A container with container_runtime (a Kubernetes node) gets a private cgroup namespace, /dev/kmsg and a volume for /var/lib/containerd."
   type = list(object({
     name         = string
     groups       = list(string)
     vm           = optional(bool, false)
     vm_boot      = optional(string, "kernel")
     vm_qemu_args = optional(list(string), [])
+    # A container host that runs a container runtime of its own (a Kubernetes node).
+    container_runtime = optional(bool, false)
   }))
   validation {
     condition     = alltrue([for h in var.hosts : contains(["kernel", "disk"], h.vm_boot)])

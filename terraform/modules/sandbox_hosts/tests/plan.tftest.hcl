@@ -51,6 +51,27 @@ run "apt_cache_is_mounted_only_when_set" {
   }
 }
 
+run "a_kubernetes_node_gets_what_its_container_runtime_needs" {
+  command = plan
+
+  variables {
+    hosts = [
+      { name = "ctl1", groups = ["control"] },
+      { name = "k8s1", groups = ["k8s_control"], container_runtime = true },
+    ]
+  }
+
+  assert {
+    condition     = strcontains(terraform_data.host["k8s1"].input.command, "--cgroupns=private --device /dev/kmsg --volume /var/lib/containerd")
+    error_message = "a host with container_runtime needs its own cgroups, /dev/kmsg and a volume for containerd's store"
+  }
+
+  assert {
+    condition     = !strcontains(terraform_data.host["ctl1"].input.command, "--cgroupns")
+    error_message = "other hosts keep podman's defaults"
+  }
+}
+
 run "rejects_bad_host_name" {
   command = plan
 

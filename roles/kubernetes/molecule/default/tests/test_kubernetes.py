@@ -1,9 +1,11 @@
 """The Kubernetes hosts, up to where the Kubernetes binaries would take over.
 
-This machine has no source for kubeadm, the kubelet or the control-plane images, so the
-checks stop where they would start: the kernel and swap as the kubelet needs them,
-containerd serving CRI with the systemd cgroup driver, the cluster's CAs signing, the API
-server's policy files, and the API address moving between the control hosts' HAProxies.
+No mirror serves this scenario the binaries built from source (containerd, runc, kubeadm,
+the kubelet) or the images, so the checks stop where they would start: the kernel and
+swap as the kubelet needs them, containerd's configuration (the systemd cgroup driver,
+the pause image by digest, every upstream registry mirrored by the deployment's), the
+cluster's CAs signing, the API server's policy files, and the API address moving between
+the control hosts' HAProxies. The cluster scenario runs them.
 """
 
 import base64
@@ -11,6 +13,7 @@ import json
 import os
 import shlex
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[5]
 MANIFEST = yaml.safe_load((ROOT / "sovdeploy" / "data" / "kubernetes.yml").read_text())
 ARTIFACTS = {a["name"]: a for a in MANIFEST["artifacts"]}
-DEBS = ["containerd", "runc", "containernetworking-plugins", "conntrack", "socat", "ethtool"]
+DEBS = ["iptables", "conntrack", "socat", "ethtool"]
 VIP = "10.88.255.250"
 CA_DIR = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".sovdeploy" / "pki" / "kubernetes"
 
@@ -66,18 +69,32 @@ def test_the_pinned_packages_are_installed_and_held(host):
         assert name in held
 
 
-def test_containerd_serves_cri_with_the_systemd_cgroup_driver(host):
-    assert host.service("containerd").is_running
-    plugins = host.check_output("ctr --address /run/containerd/containerd.sock plugins ls")
-    cri = [line.split() for line in plugins.splitlines() if " cri " in f" {line} "]
-    assert cri and cri[0][-1] == "ok", plugins
-    # What containerd parsed, not what the file says.
-    dump = host.check_output("containerd config dump")
-    assert "SystemdCgroup = true" in dump
+def test_containerd_is_configured_for_the_systemd_cgroup_driver_and_the_mirror(host):
+    config = tomllib.loads(host.file("/etc/containerd/config.toml").content_string)
+    assert config["version"] == 3
+    images = config["plugins"]["io.containerd.cri.v1.images"]
     pause = ARTIFACTS["pause"]
-    assert (
-        f'sandbox_image = "registry.lab.invalid/{pause["path"]}@sha256:{pause["sha256"]}"' in dump
-    )
+    # Upstream names, by digest: the registry mirror sends the pull to the deployment's.
+    assert images["pinned_images"]["sandbox"] == f"{pause['path']}@sha256:{pause['sha256']}"
+    assert images["registry"]["config_path"] == "/etc/containerd/certs.d"
+    runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
+    runc = runtime["containerd"]["runtimes"]["runc"]
+    assert runc["options"] == {"BinaryName": "/usr/local/bin/runc", "SystemdCgroup": True}
+    assert runtime["cni"]["bin_dirs"] == ["/opt/cni/bin"]
+    # These hosts may lower OOM scores: containerd is not told otherwise.
+    assert "restrict_oom_score_adj" not in runtime
+    upstreams = {a["path"].split("/")[0] for a in ARTIFACTS.values() if a["kind"] == "image"}
+    assert set(host.check_output("ls /etc/containerd/certs.d").split()) == upstreams
+    for upstream in upstreams:
+        hosts = tomllib.loads(
+            host.file(f"/etc/containerd/certs.d/{upstream}/hosts.toml").content_string
+        )
+        # The deployment's registry is the only server: no fallback to the upstream one.
+        assert hosts == {
+            "server": f"https://registry.lab.invalid/v2/{upstream}",
+            "override_path": True,
+            "capabilities": ["pull", "resolve"],
+        }
 
 
 def test_every_control_host_has_the_deployers_ca_certificates(control):
@@ -198,13 +215,17 @@ def test_kubeadm_is_configured_for_the_pinned_release_and_the_api_address(contro
     kubelet = next(d for d in docs if d["kind"] == "KubeletConfiguration")
     assert cluster["kubernetesVersion"] == ARTIFACTS["kubeadm"]["version"]
     assert cluster["controlPlaneEndpoint"] == "k8s.lab.invalid:6443"
-    assert cluster["imageRepository"] == "registry.lab.invalid/registry.k8s.io"
+    # Upstream names: containerd's registry mirror sends the pulls to the deployment's.
+    assert cluster["imageRepository"] == "registry.k8s.io"
     assert init["localAPIEndpoint"] == {"advertiseAddress": _address(first), "bindPort": 6444}
     # k8s-cp1 is no worker: it keeps the control-plane taint.
     assert init["nodeRegistration"]["taints"] == [
         {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
     ]
     assert kubelet["cgroupDriver"] == "systemd"
+    # These hosts are not told to accept cgroup v1: the kubelet's default refusal stands.
+    assert "failCgroupV1" not in kubelet
+    assert "ignorePreflightErrors" not in init["nodeRegistration"]
     # The second control host joins; it does not initialise a cluster of its own.
     assert not other.file("/etc/kubernetes/kubeadm/config.yaml").exists
 
@@ -259,7 +280,7 @@ def test_the_add_ons_are_rendered_on_the_first_control_host_with_pinned_images(c
                 c["image"] for c in pod.get("initContainers", []) + pod.get("containers", [])
             ]
     wanted = {
-        f"registry.lab.invalid/{ARTIFACTS[n]['path']}@sha256:{ARTIFACTS[n]['sha256']}"
+        f"{ARTIFACTS[n]['path']}@sha256:{ARTIFACTS[n]['sha256']}"
         for n in (
             "flannel",
             "nvidia-device-plugin",
@@ -290,6 +311,10 @@ def test_flannel_routes_the_pod_subnet_host_to_host(control):
     container = daemon["spec"]["template"]["spec"]["containers"][0]
     assert "--kube-subnet-mgr" in container["args"]
     assert "--ip-masq" in container["args"]
+    # The node's own address, never one it would route through its loopback.
+    assert "--iface=$(NODE_IP)" in container["args"]
+    node_ip = next(e for e in container["env"] if e["name"] == "NODE_IP")
+    assert node_ip["valueFrom"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
     assert daemon["spec"]["template"]["spec"]["hostNetwork"] is True
 
 
@@ -309,8 +334,9 @@ def test_the_sriov_device_plugin_pools_the_declared_pfs(control):
 
 def test_without_bootstrap_no_kubernetes_binary_is_fetched(host):
     # kubernetes_bootstrap is false here: nothing claims a cluster that is not there.
-    for name in ("kubeadm", "kubelet", "kubectl", "crictl", "helm"):
+    for name in ("kubeadm", "kubelet", "kubectl", "crictl", "helm", "containerd", "runc"):
         assert not host.file(f"/usr/local/bin/{name}").exists, name
+    assert not host.file("/opt/cni/bin/bridge").exists
 
 
 def _holders(control):
