@@ -13,13 +13,15 @@ INVENTORY ?= inventories/sandbox
 APT_PACKAGES := podman runc debootstrap netavark aardvark-dns iptables qemu-system-x86 qemu-utils openssh-client python3-venv git docker-registry dpkg-dev graphviz libseccomp-dev
 APT_CACHE := /var/cache/sovdeploy/apt
 
-.PHONY: help deps venv mirror image up down test lint docs unit terraform-test molecule molecule-long integration bench bench-up bench-mirror clean
+.PHONY: help deps venv mirror image up down test lint docs unit terraform-test molecule molecule-long integration conformance conformance-ci bench bench-up bench-mirror clean
 
 help:
 	@echo "make up    install what is needed, build the mirror and the sandbox image, run sovdeploy up on $(INVENTORY)"
-	@echo "make mirror  build OpenTofu and the providers from pinned source (sovdeploy mirror build)"
+	@echo "make mirror  build what the inventory needs from pinned source (sovdeploy mirror build)"
 	@echo "make test  everything CI runs: lint, unit, terraform tests, molecule, sandbox integration"
 	@echo "make down  destroy the sandbox hosts"
+	@echo "make conformance  every [Conformance] test of the release against the sandbox's cluster (hours; after make up)"
+	@echo "make conformance-ci  the conformance subset CI runs, against the sandbox's cluster (after make up)"
 	@echo "make docs  build the documentation site into .cache/site"
 	@echo "make bench time sovdeploy validate (10, 100, 1000 hosts) and the ledger (append, verify, proofs)"
 	@echo "make bench-up  re-deploy the sandbox: cold up per phase, second up, bare apt-get install"
@@ -119,6 +121,14 @@ molecule-long: image
 
 integration: image
 	pytest -q tests/integration/test_sandbox.py
+
+# The cluster `make up` deployed: every [Conformance] test, the cncf/k8s-conformance bundle
+# into the state dir (docs/concepts.md); or the subset CI runs.
+conformance: venv
+	$(BIN)/sovdeploy verify kubernetes -i $(INVENTORY)
+
+conformance-ci: venv
+	$(BIN)/sovdeploy verify kubernetes --subset ci --parallel 2 -i $(INVENTORY)
 
 test: mirror image lint docs
 	pytest tests

@@ -1,27 +1,31 @@
 """The certified-conformance run, and the bundle a cncf/k8s-conformance submission needs.
 
-hydrophone comes from the inventory's files mirror and the conformance image from its
-registry, both at the digests the artifact manifest pins; hydrophone runs every
-``[Conformance]`` test (not a quick mode) against the cluster through the operator's
-kubeconfig, with the e2e tests' images taken from the same registry (``--test-repo-list``).
-The bundle (``PRODUCT.yaml`` with type ``installer``, ``e2e.log``, ``junit_01.xml`` and a
-README with the steps) goes to ``<state>/conformance/<kubernetes version>/``, and its
-digest into the ledger.
+``e2e.test`` and ``ginkgo`` come from the deployer's mirror tree, built from Kubernetes'
+own sources at the manifest's release and checked against their provenance before they
+run. ginkgo runs every ``[Conformance]`` test (serial ones included, one at a time as
+upstream's conformance image does by default) against the cluster through the operator's
+kubeconfig. The tests name their images by upstream name and tag
+(``registry.k8s.io/e2e-test-images/agnhost:2.66.1``); the nodes' containerd pulls them
+from the deployment's registry, which holds the ones built from the same release.
+The bundle (``PRODUCT.yaml`` with type ``installer``, ``e2e.log``, ``junit_01.xml``, a
+README with the steps and ``SHA256SUMS``) goes to ``<state>/conformance/<version>/``,
+and its digest into the ledger.
 
-The manifest does not pin the conformance image, hydrophone or busybox yet (no digest for
-them could be checked where sovdeploy is built), so ``run`` refuses before touching
-anything, naming what is missing.
+A named subset (``SUBSETS``) runs the same way and keeps its results under the run's
+own directory: it is evidence for CI, not a bundle to submit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
-import tarfile
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,43 +34,38 @@ import yaml
 from sovdeploy import __version__
 from sovdeploy.context import Context
 from sovdeploy.errors import SovdeployError, UsageError
+from sovdeploy.fsutil import atomic_write
 from sovdeploy.kubernetes import artifacts as mirror
+from sovdeploy.supply import build as supply_build
+from sovdeploy.supply import recipes
 
-#: What the run needs beyond the cluster: the conformance image of the manifest's
-#: release, hydrophone to drive it, and the busybox image hydrophone collects results with.
-PINS = ("conformance", "hydrophone", "busybox")
-#: The registries the e2e tests name their images by, as `--test-repo-list` keys them; each
-#: is taken from the inventory's registry under its upstream path, as every other image.
-TEST_REGISTRIES = {
-    "promoterE2eRegistry": "registry.k8s.io/e2e-test-images",
-    "buildImageRegistry": "registry.k8s.io/build-image",
-    "gcEtcdRegistry": "registry.k8s.io",
-    "gcRegistry": "registry.k8s.io",
-    "sigStorageRegistry": "registry.k8s.io/sig-storage",
-    "dockerLibraryRegistry": "docker.io/library",
+#: Every conformance test of the release.
+CONFORMANCE = r"\[Conformance\]"
+#: Named subsets of the conformance tests, by a focus on their names. ``ci`` is what
+#: `make test` runs in CI's time: pods, services, DNS, pod networking, Secrets, service
+#: accounts and authorization reviews (RBAC's checks), and admission webhooks.
+SUBSETS = {
+    "ci": (
+        r"\[sig-node\] Pods should (be submitted and removed|get a host IP|run through the "
+        r"lifecycle of Pods and PodStatus)"
+        r"|\[sig-network\] Services should (serve a basic endpoint from pods|serve multiport "
+        r"endpoints from pods|be able to create a functioning NodePort service)"
+        r"|\[sig-network\] DNS should provide DNS for (services|the cluster) "
+        r"|\[sig-network\] Networking Granular Checks: Pods should function for "
+        r"(intra-pod|node-pod) communication: http "
+        r"|\[sig-node\] Secrets should be consumable (from pods in env vars|via the environment)"
+        r"|\[sig-storage\] Secrets should be consumable from pods in volume \[Conformance\]"
+        r"|\[sig-auth\] SubjectReview should support SubjectReview API operations"
+        r"|\[sig-auth\] ServiceAccounts should mount an API token into pods"
+        r"|\[sig-api-machinery\] AdmissionWebhook \[Privileged:ClusterAdmin\] should "
+        r"(be able to deny pod and configmap creation|mutate configmap) "
+    ),
 }
 BUNDLE_FILES = ("PRODUCT.yaml", "README.md", "e2e.log", "junit_01.xml")
 
 
 class ConformanceError(SovdeployError):
     """The conformance suite cannot run, or the cluster failed it."""
-
-
-def unpinned(manifest: mirror.Manifest) -> list[str]:
-    """The suite's artifacts the manifest does not pin (none: it can run)."""
-    pinned = {a.name for a in manifest.artifacts}
-    return [name for name in PINS if name not in pinned]
-
-
-def require_pins(manifest: mirror.Manifest) -> None:
-    """Refuse, before anything is opened or run, while the manifest does not pin the suite."""
-    missing = unpinned(manifest)
-    if missing:
-        raise ConformanceError(
-            f"the artifact manifest does not pin the conformance suite ({', '.join(missing)}): "
-            "sovdeploy runs it only from the mirror by digest, and upstream publishes no "
-            "digest for these that could be checked; nothing was run"
-        )
 
 
 def product(deployment: Any) -> dict[str, Any]:
@@ -109,9 +108,11 @@ digests pinned in `sovdeploy/data/kubernetes.yml`.
    apt, files and container registry sources (`inventories/example-eu` is one).
 2. Fill the mirrors from `sovdeploy mirror list -i INVENTORY` and check them:
    `sovdeploy mirror check -i INVENTORY`.
-3. `sovdeploy secrets generate -i INVENTORY`, then `sovdeploy up -i INVENTORY`.
-4. `sovdeploy verify kubernetes -i INVENTORY`: hydrophone runs the `[Conformance]` tests
-   and this directory is written.
+3. `sovdeploy up -i INVENTORY` (the mirror tree also holds `e2e.test` and `ginkgo`,
+   built from Kubernetes {version}'s sources by `sovdeploy mirror build`).
+4. `sovdeploy verify kubernetes -i INVENTORY`: ginkgo runs every `[Conformance]` test
+   (`--focus='\\[Conformance\\]'`, serial ones included, one process) with `e2e.test
+   --provider=skeleton`, and this directory is written.
 
 ## The test images
 
@@ -123,22 +124,47 @@ musl's resolver is not exercised.
 """
 
 
+@dataclass(frozen=True)
+class Counts:
+    """What a JUnit report says of the tests that ran."""
+
+    tests: int
+    failed: int
+    skipped: int
+
+    @property
+    def passed(self) -> int:
+        return self.tests - self.failed - self.skipped
+
+    def describe(self) -> str:
+        return f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped"
+
+
+def counts(junit: Path) -> Counts:
+    """Tests, failed (failures and errors) and skipped test cases of a JUnit report."""
+    root = ET.parse(junit).getroot()  # noqa: S314 - the report e2e.test wrote here
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    return Counts(
+        tests=sum(int(s.get("tests", 0)) for s in suites),
+        failed=sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites),
+        skipped=sum(int(s.get("skipped", 0)) for s in suites),
+    )
+
+
 def failures(junit: Path) -> int:
     """Failed and errored test cases in a JUnit report."""
-    root = ET.parse(junit).getroot()  # noqa: S314 - the report hydrophone wrote here
-    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-    return sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    return counts(junit).failed
 
 
 def bundle(results: Path, out: Path, version: str, deployment: Any) -> str:
-    """Write the submission bundle from hydrophone's results; return its digest.
+    """Write the submission bundle from the run's results; return its digest.
 
     The digest is the sha256 of the lines ``<sha256>  <file>`` of the bundle's files in
     name order. The directory appears whole or not at all.
     """
     missing = [n for n in ("e2e.log", "junit_01.xml") if not (results / n).is_file()]
     if missing:
-        raise ConformanceError(f"hydrophone left no {', '.join(missing)} in {results}")
+        raise ConformanceError(f"the run left no {', '.join(missing)} in {results}")
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         for name in ("e2e.log", "junit_01.xml"):
@@ -160,87 +186,113 @@ def bundle(results: Path, out: Path, version: str, deployment: Any) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def _hydrophone(manifest: mirror.Manifest, mirrors: dict[Any, str], work: Path) -> Path:
-    archive = mirror.fetch(manifest.get("hydrophone"), mirrors, work / "hydrophone.tar.gz")
-    with tarfile.open(archive) as tar:
-        member = tar.getmember("hydrophone")
-        if not member.isfile():
-            raise ConformanceError("the hydrophone archive holds no hydrophone binary")
-        tar.extract(member, work, filter="data")
-    binary = work / "hydrophone"
-    binary.chmod(0o755)
-    return binary
+def suite(deployment: Any) -> tuple[Path, Path]:
+    """``e2e.test`` and ``ginkgo`` from the deployer's tree, their bytes checked first."""
+    tree = supply_build.tree(deployment)
+    supply = recipes.load()
+    return tree.verified(supply.get("e2e.test")), tree.verified(supply.get("ginkgo"))
 
 
-def execute(
-    manifest: mirror.Manifest,
-    mirrors: dict[Any, str],
-    kubeconfig: Path,
-    work: Path,
-    echo: Callable[[str], None],
-) -> tuple[Path, int]:
-    """Fetch hydrophone and run the suite; return the results directory and its exit code."""
-    require_pins(manifest)
-    registry = mirror.registry_host(mirrors)
-    work.mkdir(parents=True, exist_ok=True)
-    repo_list = work / "repo-list.yaml"
-    repo_list.write_text(
-        yaml.safe_dump({k: f"{registry}/{v}" for k, v in TEST_REGISTRIES.items()}),
-        encoding="utf-8",
-    )
-    command = [
-        str(_hydrophone(manifest, mirrors, work)),
-        "--conformance",
-        "--conformance-image",
-        mirror.image_ref(manifest.get("conformance"), registry),
-        "--busybox-image",
-        mirror.image_ref(manifest.get("busybox"), registry),
-        "--test-repo-list",
-        str(repo_list),
-        "--kubeconfig",
-        str(kubeconfig),
-        "--output-dir",
-        str(work / "results"),
+def command(
+    e2e: Path, ginkgo: Path, kubeconfig: Path, *, results: Path, focus: str, procs: int
+) -> list[str]:
+    """The ginkgo command line, as upstream's conformance image forms it."""
+    return [
+        str(ginkgo),
+        f"--focus={focus}",
+        "--no-color",
+        "--timeout=24h",
+        f"--procs={procs}",
+        "-v",
+        str(e2e),
+        "--",
+        "--disable-log-dump",
+        "--provider=skeleton",
+        f"--report-dir={results}",
+        f"--kubeconfig={kubeconfig}",
     ]
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
+
+
+def execute(argv: list[str], results: Path, echo: Callable[[str], None]) -> int:
+    """Run the suite, its output into ``results/e2e.log`` and to ``echo``; its exit code."""
+    results.mkdir(parents=True, exist_ok=True)
+    with (
+        (results / "e2e.log").open("w", encoding="utf-8") as log,
+        subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        ) as proc,
+    ):
         assert proc.stdout is not None
         for line in proc.stdout:
+            log.write(line)
             echo(line.rstrip())
-    return work / "results", proc.returncode
+    return proc.returncode
 
 
-def run(ctx: Context, kubeconfig: Path) -> Path:
-    """Run the suite against the cluster and write the bundle; fail if any test failed."""
+def run(ctx: Context, kubeconfig: Path, subset: str | None = None, procs: int = 1) -> Path:
+    """Run the conformance tests (or a named subset) against the cluster.
+
+    The whole suite writes the bundle and returns its directory; a subset returns its
+    results directory. Fails if any test failed, with the results kept.
+    """
     manifest = mirror.load()
-    require_pins(manifest)
     deployment = ctx.deployment
-    product(deployment)  # refuse before the hours-long run, not after it
+    if subset is not None and subset not in SUBSETS:
+        raise UsageError(f"no conformance subset {subset!r}: {', '.join(SUBSETS)}")
+    if subset is None:
+        product(deployment)  # refuse before the hours-long run, not after it
     if not kubeconfig.exists():
         raise UsageError(f"no kubeconfig at {kubeconfig}: run `sovdeploy up` first")
+    e2e, ginkgo = suite(deployment)
     version = manifest.kubernetes_version
-    ctx.run.record("conformance_start", kubernetes=version)
-    results, code = execute(
-        manifest,
-        mirror.sources(deployment),
-        kubeconfig,
-        ctx.state.root / "conformance" / "runs" / ctx.run.id,
+    focus = CONFORMANCE if subset is None else SUBSETS[subset]
+    work = ctx.state.root / "conformance" / "runs" / ctx.run.id
+    results = work / "results"
+    argv = command(e2e, ginkgo, kubeconfig, results=results, focus=focus, procs=procs)
+    ctx.run.record("conformance_start", kubernetes=version, subset=subset, procs=procs)
+    started = time.monotonic()
+    code = execute(
+        argv,
+        results,
         lambda line: ctx.progress.console.print(f"    {line}", markup=False, highlight=False),
     )
-    out = ctx.state.root / "conformance" / version
-    digest = bundle(results, out, version, deployment)
-    failed = failures(out / "junit_01.xml")
-    ctx.run.record(
-        "conformance_bundle",
-        path=str(out.relative_to(ctx.state.root)),
-        sha256=digest,
-        failed=failed,
-        hydrophone_exit=code,
+    took = time.monotonic() - started
+    junit = results / "junit_01.xml"
+    if not junit.is_file():
+        raise ConformanceError(f"the suite left no junit_01.xml (ginkgo exited {code}): {results}")
+    found = counts(junit)
+    out = results
+    record: dict[str, Any] = {}
+    if subset is None:
+        out = ctx.state.root / "conformance" / version
+        record["sha256"] = bundle(results, out, version, deployment)
+    summary = {
+        "kubernetes": version,
+        "subset": subset,
+        "path": str(out.relative_to(ctx.state.root)),
+        "tests": found.tests,
+        "passed": found.passed,
+        "failed": found.failed,
+        "skipped": found.skipped,
+        "seconds": round(took),
+        "ginkgo_exit": code,
+        "run": ctx.run.id,
+        **record,
+    }
+    ctx.run.record("conformance_result", **summary)
+    # The runbook reports the latest run of each kind (the whole suite, each subset).
+    atomic_write(
+        ctx.state.root / "conformance" / f"{subset or 'full'}.json",
+        json.dumps(summary, indent=2, sort_keys=True) + "\n",
     )
-    if failed or code != 0:
+    ctx.progress.note(
+        f"conformance{f' ({subset})' if subset else ''}: {found.describe()} "
+        f"in {took / 60:.1f} min; results in {out}",
+        found.failed == 0 and code == 0,
+    )
+    if found.failed or code != 0:
         raise ConformanceError(
-            f"{failed} conformance test(s) failed (hydrophone exited {code}); "
+            f"{found.failed} conformance test(s) failed (ginkgo exited {code}); "
             f"the results are in {out}"
         )
     return out

@@ -181,8 +181,13 @@ def build(
     *,
     inventory: str,
     state: str,
+    conformance: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Runbook:
-    """Render every file of the runbook."""
+    """Render every file of the runbook.
+
+    ``conformance``: the latest conformance run of each kind (``full``, a subset's name),
+    as `sovdeploy verify kubernetes` left them (:func:`load_conformance`).
+    """
     store_views = views(deployment, facts, inventory=inventory, state=state)
     dot = topology.dot(deployment, [v.store for v in store_views])
     svg = topology.svg(dot)
@@ -208,6 +213,7 @@ def build(
         "measured": _measured(drill),
         "workloads": workloads(store_views),
         "evidence": _evidence(deployment, facts),
+        "conformance": dict(sorted((conformance or {}).items())),
     }
     markdown = _env().get_template("runbook.md.j2").render(**context)
     page = _html(deployment.name, markdown, svg)
@@ -337,6 +343,16 @@ def write(directory: Path, runbook: Runbook) -> list[Path]:
         atomic_write(path, runbook.files[name])
         paths.append(path)
     return paths
+
+
+def load_conformance(directory: Path) -> dict[str, dict[str, Any]]:
+    """The latest conformance results of each kind in ``directory`` (none: empty)."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(directory.glob("*.json")):
+        found[path.stem] = read_json(
+            path, "run `sovdeploy verify kubernetes` again, or move the file away"
+        )
+    return found
 
 
 def load_drill(directory: Path) -> dict[str, Any] | None:

@@ -74,6 +74,7 @@ def write_runbook(ctx: Context, *, gather: bool = True) -> list[Path]:
         document.load_drill(directory),
         inventory=str(ctx.inventory.path),
         state=str(ctx.state.root),
+        conformance=document.load_conformance(ctx.state.root / "conformance"),
     )
     paths = document.write(directory, runbook)
     ctx.run.record("runbook_written", directory=str(directory), sha256=runbook.digests())

@@ -68,7 +68,7 @@ def needed_groups(deployment: Deployment) -> tuple[Group, ...]:
         needed.append(Group.OPENTOFU)
     if deployment.has_openstack():
         needed.append(Group.PROVIDERS)
-    if deployment.hosts_in("kubernetes"):
+    if deployment.hosts_in("k8s_control") or deployment.hosts_in("k8s_worker"):
         needed += [Group.KUBERNETES, Group.CONFORMANCE]
     return tuple(g for g in needed if g.value in s.supply.build)
 

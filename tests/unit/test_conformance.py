@@ -1,14 +1,17 @@
-"""The conformance run's refusals, and the submission bundle it writes from the results.
+"""The conformance run's command line and refusals, and the bundle it writes from results.
 
-hydrophone and the conformance image are not pinned, so nothing here runs the suite:
-the bundle tests give `bundle` a results directory of the shape hydrophone writes (an
-e2e.log and a JUnit report, written by the test) and check what is packed, how, and
-that failures are counted; the run itself belongs to the `cluster` Molecule scenario.
+No cluster runs here: the bundle tests give `bundle` a results directory of the shape
+e2e.test writes (an e2e.log and a JUnit report, written by the test) and check what is
+packed, how, and that results are counted. The run itself is `sovdeploy verify
+kubernetes` against the sandbox (tests/integration and `make conformance`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,6 @@ from pydantic import ValidationError
 from sovdeploy import cli
 from sovdeploy import inventory as inv
 from sovdeploy.errors import UsageError
-from sovdeploy.kubernetes import artifacts as mirror
 from sovdeploy.kubernetes import conformance
 from sovdeploy.model import Kubernetes
 
@@ -58,14 +60,76 @@ def _results(tmp_path: Path, failures: int = 0) -> Path:
     return results
 
 
-def test_verify_kubernetes_refuses_while_the_suite_is_unpinned() -> None:
-    assert conformance.unpinned(mirror.load()) == ["conformance", "hydrophone", "busybox"]
-    result = CliRunner().invoke(cli.main, ["verify", "kubernetes", "-i", str(EXAMPLE)])
-    assert result.exit_code == 1
-    assert "does not pin the conformance suite (conformance, hydrophone, busybox)" in (
-        result.output
+def test_ginkgo_runs_every_conformance_test_as_upstreams_image_does(tmp_path: Path) -> None:
+    argv = conformance.command(
+        Path("/tree/e2e.test"),
+        Path("/tree/ginkgo"),
+        Path("/state/admin.conf"),
+        results=tmp_path,
+        focus=conformance.CONFORMANCE,
+        procs=1,
     )
-    assert "nothing was run" in result.output
+    assert argv[0] == "/tree/ginkgo"
+    assert r"--focus=\[Conformance\]" in argv
+    # Serial tests are not skipped: the certified run has them all.
+    assert not [a for a in argv if a.startswith("--skip")]
+    assert "--procs=1" in argv and "--timeout=24h" in argv
+    tests = argv[argv.index("/tree/e2e.test") + 1 :]
+    assert tests[0] == "--"
+    assert {"--provider=skeleton", f"--report-dir={tmp_path}"} <= set(tests)
+    assert "--kubeconfig=/state/admin.conf" in tests
+
+
+def _conformance_names() -> list[str]:
+    cache = subprocess.run(
+        ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    listing = Path(cache or os.devnull) / (
+        "k8s.io/kubernetes@v1.37.2/test/conformance/testdata/conformance.yaml"
+    )
+    if not listing.is_file():
+        pytest.skip(f"no {listing}: `make mirror` fetches the Kubernetes module")
+    return [t["codename"] for t in yaml.safe_load(listing.read_text())]
+
+
+def test_the_ci_subset_names_conformance_tests_of_each_area_it_claims() -> None:
+    names = _conformance_names()
+    assert len(names) == 462  # the release's conformance tests
+    focus = re.compile(conformance.SUBSETS["ci"])
+    chosen = [n for n in names if focus.search(n)]
+    for area in (
+        r"\[sig-node\] Pods",
+        r"\[sig-network\] Services",
+        r"\[sig-network\] DNS",
+        r"\[sig-network\] Networking",
+        r"Secrets",
+        r"\[sig-auth\] SubjectReview",
+        r"\[sig-auth\] ServiceAccounts",
+        r"AdmissionWebhook",
+    ):
+        assert [n for n in chosen if re.search(area, n)], area
+    assert 15 <= len(chosen) <= 30, chosen
+    assert not [n for n in chosen if "[Serial]" in n]
+
+
+def test_a_junit_report_is_counted(tmp_path: Path) -> None:
+    report = tmp_path / "junit_01.xml"
+    report.write_text(
+        '<testsuites><testsuite tests="7000" failures="1" errors="1" skipped="6990">'
+        "</testsuite></testsuites>"
+    )
+    found = conformance.counts(report)
+    assert (found.tests, found.failed, found.skipped, found.passed) == (7000, 2, 6990, 8)
+    assert found.describe() == "8 passed, 2 failed, 6990 skipped"
+
+
+def test_verify_kubernetes_refuses_what_it_cannot_run(tmp_path: Path) -> None:
+    runner = CliRunner()
+    unknown = runner.invoke(cli.main, ["verify", "kubernetes", "--subset", "x", "-i", str(EXAMPLE)])
+    assert unknown.exit_code == 2 and "'x' is not 'ci'" in unknown.output
+    misplaced = runner.invoke(cli.main, ["verify", "--parallel", "2", "-i", str(EXAMPLE)])
+    assert misplaced.exit_code == 2
+    assert "apply to `verify kubernetes` only" in misplaced.output
 
 
 def test_product_yaml_names_sovdeploy_as_the_installer_and_the_operator() -> None:

@@ -169,7 +169,9 @@ def _without_kubernetes(inv: Path) -> Path:
 
 def test_nothing_built_and_no_kubernetes_hosts_is_nothing_to_check(tmp_path: Path) -> None:
     inv = _without_kubernetes(
-        _sandbox(tmp_path, "  build: [opentofu, providers]\n", "  build: []\n")
+        _sandbox(
+            tmp_path, "  build: [opentofu, providers, kubernetes, conformance]\n", "  build: []\n"
+        )
     )
     result = CliRunner().invoke(main, ["mirror", "check", "-i", str(inv)])
     assert result.exit_code == 0, result.output
@@ -183,3 +185,21 @@ def test_a_tree_without_the_built_artifacts_fails_the_check(tmp_path: Path) -> N
     assert "FAIL built tofu v1.12.6" in result.output
     assert "files/opentofu/v1.12.6/linux_amd64/tofu is missing" in result.output
     assert "run `sovdeploy mirror build`" in result.output
+
+
+def test_the_sandbox_builds_kubernetes_and_its_conformance_suite_for_its_hosts(
+    tmp_path: Path,
+) -> None:
+    from sovdeploy.supply import build as supply_build
+    from sovdeploy.supply.recipes import Group
+
+    sandbox = inv.load(ROOT / "inventories" / "sandbox").deployment
+    assert supply_build.needed_groups(sandbox) == (
+        Group.OPENTOFU,
+        Group.PROVIDERS,
+        Group.KUBERNETES,
+        Group.CONFORMANCE,
+    )
+    # Without Kubernetes hosts, asking to build them builds nothing of theirs.
+    bare = inv.load(_without_kubernetes(_sandbox(tmp_path, "", ""))).deployment
+    assert supply_build.needed_groups(bare) == (Group.OPENTOFU, Group.PROVIDERS)

@@ -212,7 +212,12 @@ def test_the_sbom_lists_what_was_built_from_source(loaded: inv.LoadedInventory) 
     raw = _build(loaded, sandbox_facts(loaded.deployment)).files[document.SBOM].decode()
     bom = json.loads(raw)
     built = {c["name"]: c for c in bom["components"] if c["bom-ref"].startswith("sovdeploy-build:")}
-    assert set(built) == {"tofu", "terraform-provider-openstack"}
+    wanted = recipes.load().in_groups(supply_build.needed_groups(loaded.deployment))
+    assert set(built) == {r.name for r in wanted}
+    # OpenTofu and the provider; the Kubernetes hosts' runtime, kubelet and test suite.
+    assert {"tofu", "terraform-provider-openstack", "containerd", "kubelet", "e2e.test"} <= set(
+        built
+    )
     assert built["tofu"]["purl"] == "pkg:golang/github.com/opentofu/opentofu@v1.12.6"
     assert built["tofu"]["hashes"] == [
         {"alg": "SHA-256", "content": detail.removeprefix("sha256:")}
@@ -290,3 +295,51 @@ def test_the_drills_figures_reach_the_checklists(loaded: inv.LoadedInventory) ->
     assert "| mariadb/keystone | keystone database | `mariadb/keystone.sql` |" in md
     assert "| ledger | the ledger | `-` | - | `-` | 0.0 s | **failed**: unreadable: the host" in md
     assert "**The drill's canary volume `v-1` could not be deleted** (HttpException" in md
+
+
+def test_the_conformance_counts_of_each_kind_of_run_are_reported(
+    loaded: inv.LoadedInventory, tmp_path: Path
+) -> None:
+    found = sandbox_facts(loaded.deployment)
+    md = _build(loaded, found).files[document.MARKDOWN].decode()
+    assert "No conformance run has been recorded for this cluster yet" in md
+    results = tmp_path / "conformance"
+    results.mkdir()
+    full = {
+        "kubernetes": "v1.37.2",
+        "subset": None,
+        "path": "conformance/v1.37.2",
+        "tests": 7000,
+        "passed": 460,
+        "failed": 2,
+        "skipped": 6538,
+        "seconds": 9000,
+        "sha256": "ab" * 32,
+    }
+    ci = {
+        **full,
+        "subset": "ci",
+        "path": "conformance/runs/r1/results",
+        "passed": 17,
+        "failed": 0,
+        "skipped": 6983,
+        "seconds": 600,
+    }
+    del ci["sha256"]
+    (results / "full.json").write_text(json.dumps(full))
+    (results / "ci.json").write_text(json.dumps(ci))
+    runbook = document.build(
+        loaded.deployment,
+        list(loaded.findings),
+        found,
+        None,
+        inventory=str(SANDBOX),
+        state="/state",
+        conformance=document.load_conformance(results),
+    )
+    md = runbook.files[document.MARKDOWN].decode()
+    assert (
+        "| every [Conformance] test | v1.37.2 | 460 | **2** | 6538 | 150 | "
+        "`conformance/v1.37.2` (SHA256SUMS digest `abababababababab…`) |"
+    ) in md
+    assert "| subset ci | v1.37.2 | 17 | 0 | 6983 | 10 | `conformance/runs/r1/results` |" in md
