@@ -46,8 +46,8 @@ CONFORMANCE = r"\[Conformance\]"
 #: accounts and authorization reviews (RBAC's checks), and admission webhooks.
 SUBSETS = {
     "ci": (
-        r"\[sig-node\] Pods should (be submitted and removed|get a host IP|run through the "
-        r"lifecycle of Pods and PodStatus)"
+        r"\[sig-node\] Pods should (be submitted and removed|get a host IP|be updated "
+        r"|support remote command execution over websockets)"
         r"|\[sig-network\] Services should (serve a basic endpoint from pods|serve multiport "
         r"endpoints from pods|be able to create a functioning NodePort service)"
         r"|\[sig-network\] DNS should provide DNS for (services|the cluster) "
@@ -62,6 +62,9 @@ SUBSETS = {
     ),
 }
 BUNDLE_FILES = ("PRODUCT.yaml", "README.md", "e2e.log", "junit_01.xml")
+#: The agnhost tags this release's e2e.test names (test/utils/image/manifest.go): the
+#: previous one is not built (see the bundle's README).
+AGNHOST_PREV, AGNHOST = "2.55", "2.66.1"
 
 
 class ConformanceError(SovdeployError):
@@ -95,7 +98,34 @@ def product(deployment: Any) -> dict[str, Any]:
     return found
 
 
-def _readme(version: str, deployment: str) -> str:
+def failed_specs(junit: Path) -> list[tuple[str, str]]:
+    """Each failed test case of a JUnit report: its name and its failure's first line."""
+    root = ET.parse(junit).getroot()  # noqa: S314 - the report e2e.test wrote here
+    found = []
+    for case in root.iter("testcase"):
+        broken = case.find("failure")
+        if broken is None:
+            broken = case.find("error")
+        if broken is None:
+            continue
+        text = (broken.get("message") or broken.text or "").strip()
+        found.append((case.get("name", ""), text.splitlines()[0][:300] if text else ""))
+    return found
+
+
+def _failures_section(failed: list[tuple[str, str]]) -> str:
+    if not failed:
+        return "\n## Failures\n\nNone: every test that ran passed.\n"
+    rows = "".join(f"- `{name}`: {message}\n" for name, message in failed)
+    return (
+        f"\n## Failures\n\n{len(failed)} test(s) failed; each with the first line of its "
+        f"failure (the whole output is in `e2e.log`):\n\n{rows}"
+    )
+
+
+def _readme(version: str, deployment: str, failed: list[tuple[str, str]] | None = None) -> str:
+    prev, agnhost = AGNHOST_PREV, AGNHOST
+    failures = _failures_section(failed or [])
     return f"""# Conformance results for Kubernetes {version}, installed by sovdeploy {__version__}
 
 Deployment `{deployment}`: a kubeadm cluster on the `k8s_control` and `k8s_worker`
@@ -120,35 +150,50 @@ The images the tests run (agnhost, busybox, nginx, ...) were built by `sovdeploy
 build` from Kubernetes {version}'s `test/images` sources on Debian 13 bases, under the
 names and tags the suite asks for. Upstream's agnhost is Alpine: the DNS tests use it as
 the musl resolver beside glibc-dns-testing; here both probes resolve through glibc, so
-musl's resolver is not exercised.
-"""
+musl's resolver is not exercised. The busybox image's `/bin/sh` is bash: Debian's
+busybox shell drops environment variables whose names are no shell names.
+
+agnhost {prev} (the suite's "previous agnhost", which the StatefulSet, kubectl and Pod
+lifecycle tests start before moving to {agnhost}) is not in the mirror: upstream built it
+from a commit between two tags, and the Go module source reachable where sovdeploy
+builds serves Kubernetes only at its tags (v1.34.0-alpha.0 carries agnhost 2.53,
+v1.34.0-alpha.1 carries 2.56). A test that runs it fails at its image pull
+(`ErrImagePull ... agnhost:{prev}: not found`); another agnhost under its tag would be
+a false image, so none is served.
+{failures}"""
 
 
 @dataclass(frozen=True)
 class Counts:
-    """What a JUnit report says of the tests that ran."""
+    """What a JUnit report says of the specs that ran (and of the suite's own nodes)."""
 
     tests: int
+    passed: int
     failed: int
     skipped: int
-
-    @property
-    def passed(self) -> int:
-        return self.tests - self.failed - self.skipped
 
     def describe(self) -> str:
         return f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped"
 
 
 def counts(junit: Path) -> Counts:
-    """Tests, failed (failures and errors) and skipped test cases of a JUnit report."""
+    """The specs of a JUnit report e2e.test wrote: run, passed, failed, skipped.
+
+    A spec is a ``[It] ...`` test case; the suite's own nodes (``[SynchronizedBeforeSuite]``,
+    reports) are not counted as tests, but one that failed counts as a failure.
+    """
     root = ET.parse(junit).getroot()  # noqa: S314 - the report e2e.test wrote here
-    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-    return Counts(
-        tests=sum(int(s.get("tests", 0)) for s in suites),
-        failed=sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites),
-        skipped=sum(int(s.get("skipped", 0)) for s in suites),
-    )
+    tests = passed = failed = skipped = 0
+    for case in root.iter("testcase"):
+        spec = case.get("name", "").startswith("[It]")
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+        elif spec and case.find("skipped") is not None:
+            skipped += 1
+        elif spec:
+            passed += 1
+        tests += spec
+    return Counts(tests=tests, passed=passed, failed=failed, skipped=skipped)
 
 
 def failures(junit: Path) -> int:
@@ -172,7 +217,8 @@ def bundle(results: Path, out: Path, version: str, deployment: Any) -> str:
         (staging / "PRODUCT.yaml").write_text(
             yaml.safe_dump(product(deployment), sort_keys=False), encoding="utf-8"
         )
-        (staging / "README.md").write_text(_readme(version, deployment.name), encoding="utf-8")
+        readme = _readme(version, deployment.name, failed_specs(results / "junit_01.xml"))
+        (staging / "README.md").write_text(readme, encoding="utf-8")
         lines = "".join(
             f"{hashlib.sha256((staging / n).read_bytes()).hexdigest()}  {n}\n"
             for n in sorted(BUNDLE_FILES)

@@ -33,10 +33,15 @@ PRODUCT = {
     "contact_email_address": "platform@cloud.example.eu",
 }
 JUNIT = """<?xml version="1.0" encoding="UTF-8"?>
-<testsuite name="Kubernetes e2e suite" tests="3" failures="{failures}" errors="0" time="9">
-  <testcase name="[sig-node] Pods should run [Conformance]" time="3"/>
-</testsuite>
+<testsuite name="Kubernetes e2e suite" tests="4" failures="{failures}" errors="0" time="9">
+  <testcase name="[SynchronizedBeforeSuite]" time="1"/>
+  <testcase name="[It] [sig-node] Pods should run [Conformance]" time="3"/>
+  <testcase name="[It] [sig-node] Pods should not run here [Conformance]" time="0">
+    <skipped message="skipped"/>
+  </testcase>
+{cases}</testsuite>
 """
+FAILED_CASE = '  <testcase name="[It] [sig-x] fails {n} [Conformance]"><failure/></testcase>\n'
 
 
 def _deployment(details: dict[str, Any] | None) -> Any:
@@ -56,7 +61,8 @@ def _results(tmp_path: Path, failures: int = 0) -> Path:
     results = tmp_path / "results"
     results.mkdir()
     (results / "e2e.log").write_text("Ran 3 of 7000 Specs\nSUCCESS!\n")
-    (results / "junit_01.xml").write_text(JUNIT.format(failures=failures))
+    cases = "".join(FAILED_CASE.format(n=n) for n in range(failures))
+    (results / "junit_01.xml").write_text(JUNIT.format(failures=failures, cases=cases))
     return results
 
 
@@ -112,15 +118,18 @@ def test_the_ci_subset_names_conformance_tests_of_each_area_it_claims() -> None:
     assert not [n for n in chosen if "[Serial]" in n]
 
 
-def test_a_junit_report_is_counted(tmp_path: Path) -> None:
-    report = tmp_path / "junit_01.xml"
+def test_a_junit_report_counts_specs_not_the_suites_own_nodes(tmp_path: Path) -> None:
+    found = conformance.counts(_results(tmp_path, 2) / "junit_01.xml")
+    assert (found.tests, found.failed, found.skipped, found.passed) == (4, 2, 1, 1)
+    assert found.describe() == "1 passed, 2 failed, 1 skipped"
+    # A suite node that fails (the cluster never answered) is a failure too.
+    report = tmp_path / "setup.xml"
     report.write_text(
-        '<testsuites><testsuite tests="7000" failures="1" errors="1" skipped="6990">'
-        "</testsuite></testsuites>"
+        '<testsuites><testsuite><testcase name="[SynchronizedBeforeSuite]"><failure/>'
+        '</testcase><testcase name="[It] a"><skipped/></testcase></testsuite></testsuites>'
     )
     found = conformance.counts(report)
-    assert (found.tests, found.failed, found.skipped, found.passed) == (7000, 2, 6990, 8)
-    assert found.describe() == "8 passed, 2 failed, 6990 skipped"
+    assert (found.tests, found.failed, found.skipped, found.passed) == (1, 1, 1, 0)
 
 
 def test_verify_kubernetes_refuses_what_it_cannot_run(tmp_path: Path) -> None:
@@ -162,6 +171,8 @@ def test_the_bundle_holds_the_results_product_and_readme_and_its_digest(tmp_path
     readme = (out / "README.md").read_text()
     assert "sovdeploy verify kubernetes" in readme
     assert "musl's resolver is not exercised" in readme  # what the Debian-based agnhost changes
+    assert "agnhost 2.55" in readme and "is not in the mirror" in readme
+    assert "None: every test that ran passed." in readme
     sums = (out / "SHA256SUMS").read_text()
     assert digest == hashlib.sha256(sums.encode()).hexdigest()
     for line in sums.splitlines():
@@ -171,6 +182,16 @@ def test_the_bundle_holds_the_results_product_and_readme_and_its_digest(tmp_path
     again = conformance.bundle(tmp_path / "results", out, "v1.34.1", _deployment(PRODUCT))
     assert again == digest
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_the_bundle_names_each_failed_test_with_its_failure(tmp_path: Path) -> None:
+    out = tmp_path / "v1.37.2"
+    results = _results(tmp_path, 2)
+    conformance.bundle(results, out, "v1.37.2", _deployment(PRODUCT))
+    readme = (out / "README.md").read_text()
+    assert "2 test(s) failed" in readme
+    assert "- `[It] [sig-x] fails 0 [Conformance]`" in readme
+    assert "- `[It] [sig-x] fails 1 [Conformance]`" in readme
 
 
 def test_without_results_no_bundle_is_written(tmp_path: Path) -> None:

@@ -145,7 +145,7 @@ POLICY = {
 }
 ADDONS = {
     f"/etc/kubernetes/addons/{name}.yaml"
-    for name in ("flannel", "nvidia-device-plugin", "multus", "sriov")
+    for name in ("coredns", "flannel", "nvidia-device-plugin", "multus", "sriov")
 }
 
 
@@ -278,3 +278,15 @@ def test_a_misspelt_cilium_value_is_refused(rendered_cilium: dict[str, Any]) -> 
     bad = copy.deepcopy(values)
     bad["image"]["usedigest"] = True
     assert _against(schema, bad)
+
+
+def test_coredns_keeps_kubeadms_corefile_and_asks_over_udp_only_where_told(
+    rendered: dict[str, Any],
+) -> None:
+    [config] = rendered["k8s-cp01:/etc/kubernetes/addons/coredns.yaml"]
+    corefile = config["data"]["Corefile"]
+    assert (config["kind"], config["metadata"]["name"]) == ("ConfigMap", "coredns")
+    assert "kubernetes cluster.local in-addr.arpa ip6.arpa {" in corefile
+    assert "forward . /etc/resolv.conf {" in corefile
+    # The example's resolvers answer over TCP: kubeadm's forwarding is left as it is.
+    assert "prefer_udp" not in corefile

@@ -270,7 +270,13 @@ def test_the_add_ons_are_rendered_on_the_first_control_host_with_pinned_images(c
     addons = "/etc/kubernetes/addons"
     files = set(first.check_output(f"ls {addons}").split())
     # flannel is the default pod network; Cilium's values are written only when chosen.
-    assert files == {"flannel.yaml", "nvidia-device-plugin.yaml", "multus.yaml", "sriov.yaml"}
+    assert files == {
+        "coredns.yaml",
+        "flannel.yaml",
+        "nvidia-device-plugin.yaml",
+        "multus.yaml",
+        "sriov.yaml",
+    }
     assert not other.file(addons).exists
     images = []
     for name in files:
