@@ -70,3 +70,30 @@ def nodes(kubeconfig: Path, timeout: float = TIMEOUT) -> list[Node]:
         except ValueError as exc:  # a node list this client cannot read
             raise KubeError(f"cannot read the API's node list: {exc}") from None
     return sorted(listed, key=lambda n: n.name)
+
+
+def touch_configmap(kubeconfig: Path, namespace: str, name: str, timeout: float = 30) -> None:
+    """Create the ConfigMap ``name`` and delete it again: two API calls the audit log keeps."""
+    from kubernetes import client, config
+    from urllib3.exceptions import HTTPError
+
+    api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    with api:
+        core = client.CoreV1Api(api)
+        body = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(
+                name=name, labels={"app.kubernetes.io/managed-by": "sovdeploy"}
+            ),
+            data={
+                "purpose": "sovdeploy verify: an API call whose audit event must reach the ledger"
+            },
+        )
+        try:
+            core.create_namespaced_config_map(namespace, body, _request_timeout=timeout)
+            core.delete_namespaced_config_map(name, namespace, _request_timeout=timeout)
+        except client.ApiException as exc:
+            raise KubeError(
+                f"the API refused the ConfigMap {namespace}/{name}: {exc.status} {exc.reason}"
+            ) from None
+        except (HTTPError, OSError) as exc:
+            raise KubeError(f"cannot reach the API at {api.configuration.host}: {exc}") from None

@@ -10,6 +10,7 @@ from typing import Any
 from sovdeploy import guest, sandbox, secrets
 from sovdeploy.context import Context
 from sovdeploy.errors import LedgerError
+from sovdeploy.kubernetes import client as kube
 from sovdeploy.ledger import forward as ledger_forward
 from sovdeploy.openstack import usercheck as verify
 from sovdeploy.steps.credentials import apt_mirror, vault_values, write_clouds
@@ -74,6 +75,66 @@ def _audit_trail_check(
     )
 
 
+#: The tag the kubernetes role gives the API server's audit events in the journal.
+K8S_AUDIT_TAG = "kube-apiserver-audit"
+
+
+def _k8s_audit_check(
+    ctx: Context, log_host: ledger_forward.Endpoint, timeout: float = 180
+) -> verify.Check:
+    """An API call to the cluster reaches the log host's ledger as an audit event.
+
+    A ConfigMap is made and deleted through the operator's kubeconfig; the check looks
+    for the API server's audit event of either call, in the journal entries the control
+    hosts ship, from where the log ended before the calls.
+    """
+    started = time.monotonic()
+    name = f"sovdeploy-verify-{ctx.run.id[-6:].lower()}"
+    start = _served_size(log_host)
+    problem = start if isinstance(start, str) else ""
+    found = ""
+    if not problem:
+        try:
+            kube.touch_configmap(ctx.state.kubeconfig, "default", name)
+        except kube.KubeError as exc:
+            problem = str(exc)
+    while not problem and not found and isinstance(start, int):
+        try:
+            start, recs = ledger_forward.served_records(log_host, start)
+        except (LedgerError, OSError, ValueError) as exc:
+            problem = f"its ledger cannot be read: {exc}"
+            break
+        for r in recs:
+            fields = r.get("fields") or {}
+            message = str(fields.get("MESSAGE", ""))
+            if (
+                fields.get("SYSLOG_IDENTIFIER") == K8S_AUDIT_TAG
+                and f'"name":"{name}"' in message
+                and ('"verb":"create"' in message or '"verb":"delete"' in message)
+            ):
+                found = str(r.get("source"))
+                break
+        if not found:
+            if time.monotonic() - started > timeout:
+                break
+            time.sleep(3)
+    ok = bool(found)
+    if ok:
+        detail = (
+            f"{log_host.host} holds the API server's audit event of creating {name} (from {found})"
+        )
+    else:
+        detail = (
+            f"{log_host.host}: {problem or f'no audit event of creating {name} in {timeout:.0f}s'}"
+        )
+    return verify.Check(
+        "a Kubernetes API call reached the log host as an audit event",
+        ok,
+        time.monotonic() - started,
+        detail,
+    )
+
+
 def _leak_check(ctx: Context, values: dict[str, Any]) -> verify.Check:
     """No generated secret appears in a run record, an ansible-runner artifact or the ledger."""
     started = time.monotonic()
@@ -124,6 +185,9 @@ def run(ctx: Context) -> str:
     server = verifier.made.get("server")
     if log_host is not None and server is not None:
         result.checks.append(_audit_trail_check(log_host, log_start, str(server.id)))
+        report(result.checks[-1])
+    if log_host is not None and ctx.state.kubeconfig.exists():
+        result.checks.append(_k8s_audit_check(ctx, log_host))
         report(result.checks[-1])
     result.checks.append(_leak_check(ctx, values))
     report(result.checks[-1])
