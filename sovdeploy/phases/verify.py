@@ -112,7 +112,8 @@ def _k8s_audit_check(
                 and f'"name":"{name}"' in message
                 and ('"verb":"create"' in message or '"verb":"delete"' in message)
             ):
-                found = str(r.get("source"))
+                verb = "creating" if '"verb":"create"' in message else "deleting"
+                found = f"{verb} {name} (from {r.get('source')})"
                 break
         if not found:
             if time.monotonic() - started > timeout:
@@ -120,13 +121,9 @@ def _k8s_audit_check(
             time.sleep(3)
     ok = bool(found)
     if ok:
-        detail = (
-            f"{log_host.host} holds the API server's audit event of creating {name} (from {found})"
-        )
+        detail = f"{log_host.host} holds the API server's audit event of {found}"
     else:
-        detail = (
-            f"{log_host.host}: {problem or f'no audit event of creating {name} in {timeout:.0f}s'}"
-        )
+        detail = f"{log_host.host}: {problem or f'no audit event for {name} in {timeout:.0f}s'}"
     return verify.Check(
         "a Kubernetes API call reached the log host as an audit event",
         ok,
