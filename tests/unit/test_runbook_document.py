@@ -108,7 +108,12 @@ def loaded() -> inv.LoadedInventory:
     return inv.load(SANDBOX)
 
 
-def _build(loaded: inv.LoadedInventory, found: dict[str, Any], drill: Any = None) -> Any:
+def _build(
+    loaded: inv.LoadedInventory,
+    found: dict[str, Any],
+    drill: Any = None,
+    conformance: dict[str, Any] | None = None,
+) -> Any:
     return document.build(
         loaded.deployment,
         list(loaded.findings),
@@ -116,6 +121,7 @@ def _build(loaded: inv.LoadedInventory, found: dict[str, Any], drill: Any = None
         drill,
         inventory=str(SANDBOX),
         state="/state",
+        conformance=conformance,
     )
 
 
@@ -328,15 +334,7 @@ def test_the_conformance_counts_of_each_kind_of_run_are_reported(
     del ci["sha256"]
     (results / "full.json").write_text(json.dumps(full))
     (results / "ci.json").write_text(json.dumps(ci))
-    runbook = document.build(
-        loaded.deployment,
-        list(loaded.findings),
-        found,
-        None,
-        inventory=str(SANDBOX),
-        state="/state",
-        conformance=document.load_conformance(results),
-    )
+    runbook = _build(loaded, found, conformance=document.load_conformance(results))
     md = runbook.files[document.MARKDOWN].decode()
     assert (
         "| every [Conformance] test | v1.37.2 | 460 | **2** | 6538 | 150 | "
