@@ -32,7 +32,7 @@ from sovdeploy import inventory as inv
 from sovdeploy.kubernetes import artifacts as mir
 
 ROOT = Path(__file__).resolve().parents[2]
-DEBS = ("containerd", "runc")
+DEBS = ("iptables", "conntrack")
 CACHE = Path("/var/cache/sovdeploy/mirror-test")
 
 
@@ -90,7 +90,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
 
 @pytest.fixture
 def mirror(served: tuple[Path, str]) -> tuple[Path, str]:
-    """A fresh apt mirror holding the pinned containerd and runc, and nothing else."""
+    """A fresh apt mirror holding the pinned iptables and conntrack, and nothing else."""
     root, url = served
     for child in root.iterdir():
         shutil.rmtree(child)
@@ -101,7 +101,7 @@ def mirror(served: tuple[Path, str]) -> tuple[Path, str]:
         dest = root / "debian" / artifact.path
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_fetch(artifact, cache), dest)
-    _index(root / "debian", manifest.get("containerd").suite or "")
+    _index(root / "debian", manifest.get("iptables").suite or "")
     (root / "files").mkdir()
     return root, url
 
@@ -145,40 +145,41 @@ def test_a_deb_with_other_content_is_refused(inventory: Path, mirror: tuple[Path
     # The index still lists the pinned digest, as a mirror whose file was swapped would.
     root, _ = mirror
     manifest = mir.load()
-    pinned = root / "debian" / manifest.get("containerd").path
-    shutil.copyfile(root / "debian" / manifest.get("runc").path, pinned)
+    pinned = root / "debian" / manifest.get("iptables").path
+    shutil.copyfile(root / "debian" / manifest.get("conntrack").path, pinned)
     code, output = _check(inventory, *_only(*DEBS))
     assert code == 1
-    assert "FAIL deb   containerd" in output
+    assert "FAIL deb   iptables" in output
     assert "wrong digest: the mirror serves sha256:" in output
-    assert "ok   deb   runc" in output
+    assert "ok   deb   conntrack" in output
 
 
 def test_an_index_with_another_digest_is_refused(inventory: Path, mirror: tuple[Path, str]) -> None:
     # Another build under the pinned name and version: apt would install it unchecked.
     root, _ = mirror
-    containerd = mir.load().get("containerd")
-    packages = root / "debian" / "dists" / (containerd.suite or "") / "main" / "binary-amd64"
+    iptables = mir.load().get("iptables")
+    packages = root / "debian" / "dists" / (iptables.suite or "") / "main" / "binary-amd64"
     stanzas = (packages / "Packages").read_text().split("\n\n")
-    doctored = [s.replace(f"SHA256: {containerd.sha256}", "SHA256: " + "0" * 64) for s in stanzas]
+    doctored = [s.replace(f"SHA256: {iptables.sha256}", "SHA256: " + "0" * 64) for s in stanzas]
     assert doctored != stanzas
     (packages / "Packages").write_text("\n\n".join(doctored))
     (packages / "Packages.gz").unlink()
-    code, output = _check(inventory, "--artifact", "containerd")
+    code, output = _check(inventory, "--artifact", "iptables")
     assert code == 1
     assert "wrong digest: the trixie/main Packages index has sha256:" + "0" * 64 in output
 
 
 def test_a_missing_deb_is_refused(inventory: Path, mirror: tuple[Path, str]) -> None:
     root, _ = mirror
-    runc = mir.load().get("runc")
-    (root / "debian" / runc.path).unlink()
-    _index(root / "debian", runc.suite or "")
+    conntrack = mir.load().get("conntrack")
+    (root / "debian" / conntrack.path).unlink()
+    _index(root / "debian", conntrack.suite or "")
     code, output = _check(inventory, *_only(*DEBS))
     assert code == 1
-    assert f"missing: runc {runc.version} is not in the trixie/main Packages index" in output
-    assert "ok   deb   containerd" in output
-    assert "the mirrors fail 1 of 2 artifact(s): runc" in output
+    missing = f"missing: conntrack {conntrack.version} is not in the trixie/main Packages index"
+    assert missing in output
+    assert "ok   deb   iptables" in output
+    assert "the mirrors fail 1 of 2 artifact(s): conntrack" in output
 
 
 def test_the_whole_manifest_names_every_artifact_the_mirror_lacks(inventory: Path) -> None:
