@@ -113,6 +113,11 @@ def failed_specs(junit: Path) -> list[tuple[str, str]]:
     return found
 
 
+def interrupted(junit: Path) -> list[str]:
+    """The tests a JUnit report says were interrupted before they finished."""
+    return [name for name, message in failed_specs(junit) if message.startswith("[INTERRUPTED]")]
+
+
 def _failures_section(failed: list[tuple[str, str]]) -> str:
     if not failed:
         return "\n## Failures\n\nNone: every test that ran passed.\n"
@@ -309,7 +314,12 @@ def run(ctx: Context, kubeconfig: Path, subset: str | None = None, procs: int = 
     found = counts(junit)
     out = results
     record: dict[str, Any] = {}
-    if subset is None:
+    unfinished = interrupted(junit)
+    if unfinished:
+        # An interrupted run is no evidence of the release's suite: its results stay in
+        # the run's directory, and no bundle is written or replaced.
+        record["interrupted"] = len(unfinished)
+    elif subset is None:
         out = ctx.state.root / "conformance" / version
         record["sha256"] = bundle(results, out, version, deployment)
     summary = {
@@ -326,16 +336,23 @@ def run(ctx: Context, kubeconfig: Path, subset: str | None = None, procs: int = 
         **record,
     }
     ctx.run.record("conformance_result", **summary)
-    # The runbook reports the latest run of each kind (the whole suite, each subset).
-    atomic_write(
-        ctx.state.root / "conformance" / f"{subset or 'full'}.json",
-        json.dumps(summary, indent=2, sort_keys=True) + "\n",
-    )
+    # The runbook reports the latest finished run of each kind (the suite, each subset).
+    if not unfinished:
+        atomic_write(
+            ctx.state.root / "conformance" / f"{subset or 'full'}.json",
+            json.dumps(summary, indent=2, sort_keys=True) + "\n",
+        )
     ctx.progress.note(
         f"conformance{f' ({subset})' if subset else ''}: {found.describe()} "
         f"in {took / 60:.1f} min; results in {out}",
         found.failed == 0 and code == 0,
     )
+    if unfinished:
+        raise ConformanceError(
+            f"the run was interrupted: {len(unfinished)} test(s) did not finish, "
+            f"{found.failed - len(unfinished)} failed before; no bundle was written, the "
+            f"results are in {out}"
+        )
     if found.failed or code != 0:
         raise ConformanceError(
             f"{found.failed} conformance test(s) failed (ginkgo exited {code}); "

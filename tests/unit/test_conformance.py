@@ -194,6 +194,20 @@ def test_the_bundle_names_each_failed_test_with_its_failure(tmp_path: Path) -> N
     assert "- `[It] [sig-x] fails 1 [Conformance]`" in readme
 
 
+def test_an_interrupted_test_is_told_from_a_failed_one(tmp_path: Path) -> None:
+    report = _results(tmp_path, 1) / "junit_01.xml"
+    assert conformance.interrupted(report) == []
+    report.write_text(
+        report.read_text().replace(
+            "</testsuite>",
+            '<testcase name="[It] [sig-y] stopped"><failure message="[INTERRUPTED] '
+            'Interrupted by User"/></testcase></testsuite>',
+        )
+    )
+    assert conformance.interrupted(report) == ["[It] [sig-y] stopped"]
+    assert conformance.counts(report).failed == 2
+
+
 def test_without_results_no_bundle_is_written(tmp_path: Path) -> None:
     results = _results(tmp_path)
     (results / "junit_01.xml").unlink()
