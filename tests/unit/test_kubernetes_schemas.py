@@ -290,3 +290,11 @@ def test_coredns_keeps_kubeadms_corefile_and_asks_over_udp_only_where_told(
     assert "forward . /etc/resolv.conf {" in corefile
     # The example's resolvers answer over TCP: kubeadm's forwarding is left as it is.
     assert "prefer_udp" not in corefile
+
+
+def test_the_kubelets_eviction_thresholds_are_the_kubelets_own_unless_set(
+    rendered: dict[str, Any],
+) -> None:
+    docs = rendered["k8s-cp01:/etc/kubernetes/kubeadm/config.yaml"]
+    kubelet = next(d for d in docs if d["kind"] == "KubeletConfiguration")
+    assert "evictionHard" not in kubelet
