@@ -198,11 +198,13 @@ def test_audit_events_reach_the_journal_through_rotation_and_restarts(host):
     ], found
 
 
-def test_pod_security_enforces_baseline_by_default(host):
+def test_pod_security_enforces_restricted_by_default_but_for_the_add_ons(host):
     config = yaml.safe_load(host.file("/etc/kubernetes/admission-config.yaml").content_string)
     [plugin] = config["plugins"]
     assert plugin["name"] == "PodSecurity"
-    assert plugin["configuration"]["defaults"]["enforce"] == "baseline"
+    assert plugin["configuration"]["defaults"]["enforce"] == "restricted"
+    # The add-ons (pod network, device plugins, CoreDNS) run in kube-system.
+    assert plugin["configuration"]["exemptions"]["namespaces"] == ["kube-system"]
 
 
 def test_kubeadm_is_configured_for_the_pinned_release_and_the_api_address(control):
