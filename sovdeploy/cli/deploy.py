@@ -15,6 +15,7 @@ from sovdeploy import inventory as inv
 from sovdeploy import options, phases, session, views
 from sovdeploy.cli.base import err, handle_errors, main, out
 from sovdeploy.errors import SovdeployError, UsageError
+from sovdeploy.kubernetes import artifacts as k8s_artifacts
 from sovdeploy.kubernetes import client as kube
 from sovdeploy.kubernetes import conformance
 from sovdeploy.runbook import drill
@@ -159,7 +160,7 @@ def _mirror_status(deployment: Any, state: StateDir) -> dict[str, Any] | None:
 def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, Any] | None:
     """The Kubernetes nodes' readiness through the operator's kubeconfig; None without k8s."""
     d = loaded.deployment
-    if not (d.hosts_in("k8s_control") or d.hosts_in("k8s_worker")):
+    if not k8s_artifacts.cluster_hosts(d):
         return None
     config = state.kubeconfig
     found: dict[str, Any] = {"kubeconfig": str(config)}
@@ -173,7 +174,7 @@ def _cluster_status(loaded: inv.LoadedInventory, state: StateDir) -> dict[str, A
         return found
     # An inventory host that is no node (its join failed or has not run) is said so.
     joined = {n["name"] for n in found["nodes"]}
-    declared = {h.name for h in [*d.hosts_in("k8s_control"), *d.hosts_in("k8s_worker")]}
+    declared = {h.name for h in k8s_artifacts.cluster_hosts(d)}
     found["not_joined"] = sorted(declared - joined)
     return found
 

@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sovdeploy.errors import SovdeployError
-from sovdeploy.model import Deployment, SourceKind
+from sovdeploy.model import Deployment, Host, SourceKind
 
 __all__ = [
     "Artifact",
@@ -147,11 +147,16 @@ def role_vars(manifest: Manifest) -> dict[str, Any]:
     }
 
 
+def cluster_hosts(deployment: Deployment) -> tuple[Host, ...]:
+    """The hosts of the Kubernetes cluster: every k8s_control and k8s_worker host."""
+    return tuple(h for h in deployment.hosts if {"k8s_control", "k8s_worker"} & set(h.groups))
+
+
 def needed(manifest: Manifest, deployment: Deployment) -> list[Artifact]:
     """The artifacts this deployment's Kubernetes hosts need (none without such hosts)."""
     workers = deployment.hosts_in("k8s_worker")
     wanted = set()
-    if workers or deployment.hosts_in("k8s_control"):
+    if cluster_hosts(deployment):
         wanted.add("k8s")
     if deployment.hosts_in("k8s_control"):
         wanted.add("control")

@@ -12,6 +12,7 @@ from sovdeploy.context import Context
 from sovdeploy.engines import terraform
 from sovdeploy.errors import UsageError
 from sovdeploy.fsutil import atomic_write
+from sovdeploy.kubernetes.artifacts import cluster_hosts
 from sovdeploy.model import Provisioner
 from sovdeploy.paths import containers_conf, project_root
 from sovdeploy.supply.build import iac_engine
@@ -42,9 +43,10 @@ def workspace(ctx: Context) -> terraform.Workspace:
             "baremetal role (playbooks/baremetal.yml), not a Terraform module"
         )
     sb = s.sandbox
+    nodes = {h.name for h in cluster_hosts(ctx.deployment)}
     for host in hosts:
         host["vm"] = host["name"] in sb.vms
-        host["container_runtime"] = bool({"k8s_control", "k8s_worker"} & set(host["groups"]))
+        host["container_runtime"] = host["name"] in nodes
     return terraform.Workspace(
         workdir=ctx.state.terraform_dir("sandbox_hosts"),
         module=modules / "sandbox_hosts",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sovdeploy.engines import terraform
 from sovdeploy.errors import LedgerError
+from sovdeploy.kubernetes.artifacts import cluster_hosts
 from sovdeploy.ledger import local as ledger_local
 from sovdeploy.ledger import records as ledger_records
 from sovdeploy.model import Deployment, IacEngine, SourceKind
@@ -68,7 +69,7 @@ def needed_groups(deployment: Deployment) -> tuple[Group, ...]:
         needed.append(Group.OPENTOFU)
     if deployment.has_openstack():
         needed.append(Group.PROVIDERS)
-    if deployment.hosts_in("k8s_control") or deployment.hosts_in("k8s_worker"):
+    if cluster_hosts(deployment):
         needed += [Group.KUBERNETES, Group.CONFORMANCE]
     return tuple(g for g in needed if g.value in s.supply.build)
 
