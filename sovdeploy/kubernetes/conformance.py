@@ -146,8 +146,9 @@ digests pinned in `sovdeploy/data/kubernetes.yml`.
 3. `sovdeploy up -i INVENTORY` (the mirror tree also holds `e2e.test` and `ginkgo`,
    built from Kubernetes {version}'s sources by `sovdeploy mirror build`).
 4. `sovdeploy verify kubernetes -i INVENTORY`: ginkgo runs every `[Conformance]` test
-   (`--focus='\\[Conformance\\]'`, serial ones included, one process) with `e2e.test
-   --provider=skeleton`, and this directory is written.
+   (`--focus='\\[Conformance\\]'`, serial ones included; with `--parallel N` in N
+   processes, the serial tests last and alone) with `e2e.test --provider=skeleton`, and
+   this directory is written.
 
 ## The test images
 
@@ -156,7 +157,20 @@ build` from Kubernetes {version}'s `test/images` sources on Debian 13 bases, und
 names and tags the suite asks for. Upstream's agnhost is Alpine: the DNS tests use it as
 the musl resolver beside glibc-dns-testing; here both probes resolve through glibc, so
 musl's resolver is not exercised. The busybox image's `/bin/sh` is bash: Debian's
-busybox shell drops environment variables whose names are no shell names.
+busybox shell drops environment variables whose names are no shell names (`data-1`, a
+Secret's key), which the Secret and ConfigMap environment tests read back with `env`.
+
+Two tests check the upstream images' own text, which these images do not have:
+
+- `[sig-node] ImageVolume ... pull policy of Always` mounts the kitten image as a
+  volume, reads its `data.json` (which passes) and expects "Alpine Linux" in its
+  `/etc/os-release`. Upstream's kitten is FROM Alpine; this one is Debian 13, the
+  distribution whose archive is reachable where sovdeploy builds (Alpine's is not),
+  and its os-release is not rewritten to name another distribution.
+- `[sig-node] Kubelet when scheduling a read only busybox container should not write
+  to root filesystem` expects busybox ash's exact message (`/bin/sh: can't create
+  /file: Read-only file system`); bash, this image's `/bin/sh`, refuses the write too
+  and says `/bin/sh: line 1: /file: Read-only file system`.
 
 agnhost {prev} (the suite's "previous agnhost", which the StatefulSet, kubectl and Pod
 lifecycle tests start before moving to {agnhost}) is not in the mirror: upstream built it

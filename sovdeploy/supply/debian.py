@@ -195,9 +195,12 @@ def _entries(base: Base, debs: list[tuple[Deb, Path]]) -> tuple[list[oci.Entry],
             if d in _BIN_DIRS
         }
         for listed in _applets(base, found):
-            top, _, rest = listed.partition("/")
+            where = listed
+            if base.applets_dir is not None:
+                where = f"{base.applets_dir}/{listed.rpartition('/')[2]}"
+            top, _, rest = where.partition("/")
             target = dirs.get(top)
-            at = f"{target}/{rest}" if rest and target and not target.startswith("/") else listed
+            at = f"{target}/{rest}" if rest and target and not target.startswith("/") else where
             name = at.rpartition("/")[2]
             if name not in shipped:
                 shipped.add(name)

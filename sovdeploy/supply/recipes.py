@@ -134,6 +134,11 @@ class Base(BaseModel):
         description="a busybox in the base: a link for each applet `--list-full` names that "
         "no package ships (as `busybox --install -s` would make)",
     )
+    applets_dir: str | None = Field(
+        default=None,
+        description="put every applet's link in this directory instead of where "
+        "`--list-full` names it (upstream's busybox image has them all in /bin)",
+    )
 
 
 class Recipe(BaseModel):

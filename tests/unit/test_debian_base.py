@@ -190,9 +190,13 @@ def _base(name: str) -> recipes.Base:
 
 def test_busybox_applets_fill_the_userland_but_never_shadow_a_package(tmp_path):
     """Each applet `busybox --list-full` names becomes a link, through the usr-merge links,
-    unless a package already ships that command in any bin directory."""
+    unless a package already ships that command in any bin directory; the busybox base
+    puts them all in /bin, as upstream's image (the e2e tests run /bin/sysctl)."""
     layer, _ = debian.layer(_base("busybox"), (DEBIAN,), tmp_path / "debs")
-    assert {"usr/bin/sh", "usr/bin/wget", "usr/bin/cp", "usr/sbin/ip"} <= layer.links
+    assert {"usr/bin/sh", "usr/bin/wget", "usr/bin/cp", "usr/bin/ip", "usr/bin/sysctl"} <= (
+        layer.links
+    )
+    assert not any(p.startswith("usr/sbin/") for p in layer.links), "applets only in /bin"
     assert not any(p.startswith(("bin/", "sbin/")) for p in layer.links), "under a link"
 
     tools = _base("e2e-tools")
@@ -200,6 +204,8 @@ def test_busybox_applets_fill_the_userland_but_never_shadow_a_package(tmp_path):
         tools, [(d, debian.fetch(d, (DEBIAN,), tmp_path / "debs")) for d in tools.packages]
     )
     by_path = {e.path: e for e in entries}
+    # Where --list-full names them (sysctl in sbin) without applets_dir.
+    assert by_path["usr/sbin/sysctl"].link == "/usr/bin/busybox"
     # iproute2's ip and bash as sh win over busybox's applets of those names.
     assert by_path["usr/bin/ip"].data is not None
     assert by_path["usr/sbin/ip"].link == "../bin/ip"  # iproute2's own link, not busybox
