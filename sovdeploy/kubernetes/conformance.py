@@ -172,8 +172,9 @@ Two tests check the upstream images' own text, which these images do not have:
   /file: Read-only file system`); bash, this image's `/bin/sh`, refuses the write too
   and says `/bin/sh: line 1: /file: Read-only file system`.
 
-agnhost {prev} (the suite's "previous agnhost", which the StatefulSet, kubectl and Pod
-lifecycle tests start before moving to {agnhost}) is not in the mirror: upstream built it
+agnhost {prev} (the suite's "previous agnhost", which the StatefulSet, Deployment and
+DaemonSet rolling update, kubectl and Pod lifecycle tests start before moving to
+{agnhost}) is not in the mirror: upstream built it
 from a commit between two tags, and the Go module source reachable where sovdeploy
 builds serves Kubernetes only at its tags (v1.34.0-alpha.0 carries agnhost 2.53,
 v1.34.0-alpha.1 carries 2.56). A test that runs it fails at its image pull
